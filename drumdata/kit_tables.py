@@ -1,0 +1,3 @@
+KIT_ROLES = {}
+KIT_KIND = {}
+DEFAULT_SPLITS = {}

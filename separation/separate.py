@@ -1,0 +1,91 @@
+"""``python -m separation.separate INPUT... -o OUT``: write ``OUT/<track>/<stem>.wav``.
+
+Every input is checked before any model work starts; each track's stems are written into a
+hidden temporary folder that is renamed into place only when all stems are complete.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .audio import SAMPLE_RATE, AtomicWavWriter, check_writable_dir, read_audio
+from .errors import UserError, exit_on_user_error
+from .runner import PRECISIONS, Runner
+
+DEFAULT_MODEL = "drumsep-demo-teacher"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m separation.separate", description=__doc__.splitlines()[0])
+    p.add_argument("inputs", nargs="+", type=Path, help="audio files (anything soundfile reads)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output directory")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="registry name (drumsep-demo-teacher, drumsep-5stem-jarredou) or a checkpoint path")
+    p.add_argument("--config", type=Path, default=None, help="MSST YAML (default: the YAML beside the checkpoint)")
+    p.add_argument("--weights", type=Path, default=None, help="local file for a registry model, e.g. the jarredou .ckpt")
+    p.add_argument("--num-overlap", type=int, default=None, help="default: the config's inference.num_overlap")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--chunk-size", type=int, default=None, help="default: the config's audio.chunk_size")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--window", default="msst", choices=["msst", "hann"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    return p
+
+
+def write_track(runner: Runner, mix, stems: list[str], track_dir: Path) -> None:
+    """Separate ``mix`` and stream each stem into ``track_dir/<stem>.wav``, all or nothing."""
+    staging = Path(tempfile.mkdtemp(dir=track_dir.parent, prefix=f".{track_dir.name}.", suffix=".partial"))
+    try:
+        writers = [AtomicWavWriter(staging / f"{stem}.wav", SAMPLE_RATE, mix.shape[0]) for stem in stems]
+        try:
+            for block in runner.iter_blocks(mix):
+                if block.shape[0] != len(stems):
+                    raise UserError(f"the model returns {block.shape[0]} stems but its config names {len(stems)}.")
+                for writer, stem_block in zip(writers, block):
+                    writer.write(stem_block)
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+        for writer in writers:
+            writer.commit()
+        if track_dir.exists():
+            shutil.rmtree(track_dir)
+        staging.rename(track_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    from . import load_any
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [p.stem for p in args.inputs]
+    if len(set(names)) != len(names):
+        raise UserError("two inputs share a file name, so their output folders would collide; rename one.")
+    for path in args.inputs:  # fail before any work on a bad input
+        read_audio(path)
+    out = check_writable_dir(args.out)
+    model = load_any(args.model, args.config, args.weights)
+    spec = model.spec
+    runner = Runner(model, chunk_size=args.chunk_size or spec.audio.chunk_size,
+                    num_overlap=args.num_overlap or spec.inference.num_overlap,
+                    batch_size=args.batch_size, precision=args.precision, device=args.device,
+                    compile=args.compile, window=args.window)
+    for path in args.inputs:
+        mix, _ = read_audio(path)
+        write_track(runner, mix, spec.stems, out / path.stem)
+        print(f"{path} -> {out / path.stem}/{{{','.join(spec.stems)}}}.wav")
+
+
+if __name__ == "__main__":
+    main()
