@@ -1,0 +1,1 @@
+"""Evaluation: museval SDR, fast utterance SDR, speed benchmarks, the Pareto table."""

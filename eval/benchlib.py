@@ -1,0 +1,172 @@
+"""Measurement helpers shared by eval.speed, eval.pareto and eval.overlap_study: the machine,
+peak RSS during a call, FLOPs of one chunk, a matmul peak, model size, test audio."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import threading
+import time
+
+import numpy as np
+import torch
+
+from separation import Runner
+from separation.errors import UserError
+
+FLOP_NOTE = ("gflop_per_audio_second = FLOPs of one chunk forward (torch.utils.flop_counter, convolutions "
+             "and matmuls; the STFT is not counted) x sample_rate / step, step = chunk_size // num_overlap; "
+             "achieved_gflops counts the chunks the runner really ran (incl. border padding).")
+
+
+def machine_info() -> dict:
+    """CPU model, cores and library versions: every report carries the machine it ran on."""
+    cpu, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        pass
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:
+        available = os.cpu_count()
+    info = {"cpu": cpu, "cores": os.cpu_count(), "cores_available": available,
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    if flags:
+        info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f" {f}" in flags]
+    if hasattr(os, "getloadavg"):  # other jobs on the machine distort timings: say how busy it was
+        info["loadavg_1min"] = round(os.getloadavg()[0], 2)
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+class PeakRSS:
+    """Peak resident-memory growth (MiB) inside a ``with`` block.
+
+    ``VmHWM``/``ru_maxrss`` are process-lifetime maxima, useless for the second of two variants
+    timed in one process, so a daemon thread samples the current RSS every ``interval`` s."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval, self.peak_mb = interval, 0.0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._proc = os.path.exists("/proc/self/statm")
+
+    def _rss(self) -> int:
+        if self._proc:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * self._page
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # lifetime max: upper bound
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._rss())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._base = self._peak = self._rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._rss())
+        self.peak_mb = (self._peak - self._base) / 2**20
+        return False
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 ``n x n`` matmul GFLOP/s: the machine's practical ceiling in this run."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def count_chunk_flops(model, chunk_size: int, channels: int = 2, device="cpu") -> float | None:
+    """FLOPs of one ``(1, channels, chunk_size)`` forward; None for modules the counter cannot see
+    (an ONNX session, a compiled graph)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if not isinstance(model, torch.nn.Module):
+        return None
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, channels, chunk_size, device=device))
+    except Exception:  # an exotic kernel the counter does not support: report no FLOPs
+        return None
+    return float(counter.get_total_flops()) or None
+
+
+def model_stats(model, chunk_size: int, num_overlap: int, sample_rate: int = 44100, device="cpu") -> dict:
+    """``params``, ``size_mb`` (tensor bytes), ``gflop_per_chunk`` and ``gflop_per_audio_second``.
+
+    Non-``nn.Module`` callables (ONNX) may expose ``num_params`` / ``size_mb`` attributes."""
+    if isinstance(model, torch.nn.Module):
+        params = sum(p.numel() for p in model.parameters())
+        tensors = list(model.parameters()) + list(model.buffers())
+        size_mb = sum(t.numel() * t.element_size() for t in tensors) / 2**20
+    else:
+        params, size_mb = getattr(model, "num_params", None), getattr(model, "size_mb", None)
+    flops = count_chunk_flops(model, chunk_size, device=device)
+    step = chunk_size // num_overlap
+    return {"params": params, "size_mb": size_mb,
+            "gflop_per_chunk": flops / 1e9 if flops else None,
+            "gflop_per_audio_second": flops / 1e9 * sample_rate / step if flops else None}
+
+
+def check_chunk_size(model, chunk_size: int) -> None:
+    """Refuse a chunk whose STFT frame count the U-Net cannot halve ``num_scales`` times."""
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        return
+    frames, factor = chunk_size // spec.audio.hop_length + 1, spec.model.scale[0] ** spec.model.num_scales
+    if frames % factor:
+        raise UserError(f"chunk_size={chunk_size} gives {frames} STFT frames, not divisible by {factor}; "
+                        f"use hop_length * (k * {factor} - 1), e.g. {spec.audio.hop_length * (256 - 1)}.")
+
+
+def runner_for(model, kwargs: dict, progress: bool = False) -> Runner:
+    """A :class:`Runner` for ``model``; ``chunk_size`` defaults to the model's training chunk."""
+    kwargs = {k: v for k, v in dict(kwargs).items() if v is not None}
+    if "chunk_size" not in kwargs:
+        spec = getattr(model, "spec", None)
+        if spec is None:
+            raise UserError("this model carries no config (no .spec): give its runner a chunk_size.")
+        kwargs["chunk_size"] = spec.audio.chunk_size
+    check_chunk_size(model, kwargs["chunk_size"])
+    kwargs.setdefault("device", "cpu")
+    try:
+        return Runner(model, progress=progress, **kwargs)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"invalid runner settings {kwargs}: {err}.") from None
+
+
+def test_signal(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """Drum-like ``(channels, samples)`` float32: decaying noise hits on a grid plus a low sine.
+
+    For timing only (speed does not depend on content); deterministic so runs compare."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sample_rate))
+    t = np.arange(n, dtype=np.float32) / sample_rate
+    audio = 0.05 * np.sin(2 * np.pi * 55 * t, dtype=np.float32) * np.exp(-((t * 2) % 1) * 8, dtype=np.float32)
+    hit = int(0.125 * sample_rate)
+    env = np.exp(-np.arange(hit, dtype=np.float32) / (0.02 * sample_rate))
+    out = np.repeat(audio[None], channels, 0)
+    for start in range(0, n, hit):
+        seg = min(hit, n - start)
+        out[:, start:start + seg] += 0.2 * rng.random() * env[:seg] * rng.standard_normal((channels, seg), dtype=np.float32)
+    return out.astype(np.float32)

@@ -1,0 +1,81 @@
+"""Writing and reading result tables: JSON (full), CSV (flat), Markdown (for the README), PNG."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def flatten(row: dict) -> dict:
+    """``{"sdr": {"kick": 1}}`` -> ``{"sdr_kick": 1}``; the machine collapses to its CPU name."""
+    flat = {}
+    for key, value in row.items():
+        if key == "machine":
+            flat["machine_cpu"] = value.get("cpu")
+            flat["machine_cores"] = value.get("cores")
+            flat["torch"] = value.get("torch")
+        elif isinstance(value, dict):
+            flat.update({f"{key}_{k}": v for k, v in value.items() if not isinstance(v, dict)})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict], stems: list[str]) -> str:
+    """variant | params | size | GFLOP/s-audio | s/min | speed ratio | mean SDR | per-stem SDR |
+    ΔSDR per stem | fidelity (mean SDR against the teacher's output)."""
+    head = (["variant", "kind", "params (M)", "size MB", "GFLOP / audio s", "s / audio min", "speed × teacher",
+             "mean SDR"] + [f"SDR {s}" for s in stems] + [f"Δ {s}" for s in stems] + ["fidelity"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        sdr, delta = r.get("sdr") or {}, r.get("delta_sdr_vs_teacher") or {}
+        cells = [r["variant"], r.get("kind", ""), _fmt(r["params"] / 1e6 if r.get("params") else None),
+                 _fmt(r.get("size_mb"), 1), _fmt(r.get("gflop_per_audio_second"), 1),
+                 _fmt(r.get("seconds_per_audio_minute"), 1), _fmt(r.get("speed_ratio_vs_teacher")),
+                 _fmt(sdr.get("mean"))]
+        cells += [_fmt(sdr.get(s)) for s in stems] + [_fmt(delta.get(s)) for s in stems]
+        cells.append(_fmt((r.get("fidelity_sdr") or {}).get("mean")))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(rows: list[dict], meta: dict, out: str | os.PathLike) -> None:
+    """``results.json`` ({"meta", "variants"}), ``results.csv``, ``results.md`` and ``pareto.png``."""
+    import pandas as pd
+
+    from .plots import plot_pareto
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_text(out / "results.json", json.dumps({"meta": meta, "variants": rows}, indent=2, default=str))
+    _atomic_text(out / "results.csv", pd.DataFrame([flatten(r) for r in rows]).to_csv(index=False))
+    m = meta.get("machine", {})
+    note = (f"\nMachine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}. "
+            f"Tracks: {len(meta.get('tracks', []))}"
+            f"{'' if meta.get('ground_truth', True) else ' (no ground truth: fidelity only)'}. "
+            f"Command: `{meta.get('command')}`\n")
+    _atomic_text(out / "results.md", markdown_table(rows, meta.get("stems", [])) + note)
+    fig = plot_pareto(rows)
+    fig.savefig(out / "pareto.png", dpi=120, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def load_results(results_dir: str | os.PathLike) -> tuple[list[dict], dict]:
+    """``(rows, meta)`` from a directory written by :func:`write_tables`."""
+    data = json.loads((Path(results_dir) / "results.json").read_text())
+    return data["variants"], data["meta"]

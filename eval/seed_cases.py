@@ -1,0 +1,63 @@
+"""The "seed cases" speed preset: what users actually feed the separator.
+
+A 30-s clip, a 3.5-min track and a 10.5-min mix, each at 22.05/44.1/48 kHz, mono and stereo:
+18 cases. Each case is timed end to end: resampling to 44.1 kHz and duplicating mono to
+stereo (:func:`separation.audio.resample` / :func:`~separation.audio.to_stereo`), then the
+runner. The default model is a random-init c=32 network (``python -m eval.speed --preset
+seed_cases``); with c=32 on a 2-core CPU the whole preset takes well over half an hour, so
+``--durations`` can shorten it for a smoke run.
+"""
+from __future__ import annotations
+
+import time
+
+from .benchlib import machine_info, matmul_peak_gflops, test_signal
+
+DURATIONS = {"clip_30s": 30.0, "track_3.5min": 210.0, "mix_10.5min": 630.0}
+SAMPLE_RATES = (22050, 44100, 48000)
+CHANNELS = (1, 2)
+
+
+def run_seed_cases(model, name: str, runner_kwargs: dict, durations: list[float] | None = None) -> dict:
+    """Time every case; returns ``{"cases": [row...], "machine", "command", ...}``.
+
+    Rows have the GUIDE speed fields plus ``case``, ``audio`` and ``preprocess_seconds``."""
+    import sys
+    from pathlib import Path
+
+    from .speed import add_preprocess, benchmark_variants, time_call
+    from separation.audio import resample, to_stereo
+
+    cases = ({f"{d:g}s": d for d in durations} if durations else DURATIONS)
+    rows = []
+    started = time.perf_counter()
+    for case, seconds in cases.items():
+        for sr in SAMPLE_RATES:
+            for channels in CHANNELS:
+                raw = test_signal(seconds, sr, channels)
+                mix, pre, _ = time_call(lambda: to_stereo(resample(raw, sr, 44100)))
+                row = benchmark_variants({name: model}, mix, runner_kwargs, reference_variant=name,
+                                         warmup=not rows, progress=True)[0]
+                row.pop("speed_ratio_vs_teacher")
+                add_preprocess(row, pre, {"seconds": seconds, "sample_rate": sr, "channels": channels})
+                row["case"] = f"{case} {sr / 1000:g}kHz {'mono' if channels == 1 else 'stereo'}"
+                rows.append(row)
+                print(f"{row['case']}: {row['seconds']:.1f} s ({row['seconds_per_audio_minute']:.1f} s/min)",
+                      file=sys.stderr)
+    return {"preset": "seed_cases", "variant": name, "cases": rows, "total_seconds": time.perf_counter() - started,
+            "matmul_peak_gflops": matmul_peak_gflops(), "machine": machine_info(),
+            "command": " ".join([Path(sys.executable).name, "-m", "eval.speed", *sys.argv[1:]])}
+
+
+def print_table(rows: list[dict]) -> None:
+    """A rich table on stderr (stdout stays pure JSON)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="seed cases (end to end: resample + stereo + runner)")
+    for col in ("case", "audio s", "preprocess s", "total s", "s / audio min", "RTF", "peak RSS MB"):
+        table.add_column(col, justify="right" if col != "case" else "left")
+    for r in rows:
+        table.add_row(r["case"], f"{r['audio_seconds']:.1f}", f"{r['preprocess_seconds']:.2f}", f"{r['seconds']:.1f}",
+                      f"{r['seconds_per_audio_minute']:.1f}", f"{r['rtf']:.3f}", f"{r['peak_rss_mb']:.0f}")
+    Console(stderr=True).print(table)

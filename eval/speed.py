@@ -1,0 +1,216 @@
+"""Speed of the runner on generated audio: s/min, RTF, peak RSS, FLOPs, a matmul peak, and the
+straightforward reference implementation (``tests/reference_runner.py``) in the same run.
+
+All numbers of one report come from one process on one machine, so ratios between them
+(runner vs reference, variant vs teacher, achieved vs matmul peak) are meaningful even where
+absolute times are not. Usage::
+
+    python -m eval.speed --config separation/models/drumsep_5stems.yaml --seconds 20
+    python -m eval.speed --config ... --width 32 --seconds 60 --out results/speed_c32.json
+    python -m eval.speed --model drumsep-demo-teacher --seconds 30
+    python -m eval.speed --preset seed_cases --out results/seed_cases.json
+
+Without ``--model`` the weights are random: timing does not depend on their values.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from separation import ModelSpec, TFC_TDF_net, load_any
+from separation.audio import resample, to_stereo
+from separation.errors import UserError, exit_on_user_error
+from separation.runner import ChunkPlan
+
+from .benchlib import (FLOP_NOTE, PeakRSS, count_chunk_flops, machine_info, matmul_peak_gflops,
+                       model_stats, runner_for, test_signal)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "separation" / "models" / "drumsep_5stems.yaml"
+
+
+def load_reference_runner():
+    """``tests/reference_runner.reference_separate``, imported by path (tests/ is no package);
+    None when the tests are not shipped (e.g. an installed wheel)."""
+    path = REPO_ROOT / "tests" / "reference_runner.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("_drumsep_reference_runner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference_separate
+
+
+def time_call(fn) -> tuple[object, float, float]:
+    """Run ``fn()``; returns (result, seconds, peak RSS growth in MiB during the call)."""
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+    return result, seconds, rss.peak_mb
+
+
+def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | None = None,
+                       reference_variant: str = "teacher", sample_rate: int = 44100,
+                       per_variant_kwargs: dict[str, dict] | None = None, warmup: bool = True,
+                       with_reference_impl: bool = False, progress: bool = False) -> list[dict]:
+    """Time every model of ``variants`` (name -> module ``(B, 2, chunk) -> (B, S, 2, chunk)``) on
+    the same ``mix`` ``(C, L)`` in this process, one after the other.
+
+    ``runner_kwargs`` go to every :class:`Runner` (``chunk_size`` defaults to the model's
+    ``spec.audio.chunk_size``), ``per_variant_kwargs[name]`` override them. Each row carries
+    the GUIDE results fields plus ``speed_ratio_vs_teacher`` = teacher seconds / variant
+    seconds (> 1: faster than the teacher; None when ``reference_variant`` is not timed).
+    ``with_reference_impl`` also times ``tests/reference_runner.py`` on each variant.
+    """
+    audio_seconds = mix.shape[-1] / sample_rate
+    peak = matmul_peak_gflops()
+    rows = []
+    for name, model in variants.items():
+        kwargs = {**(runner_kwargs or {}), **(per_variant_kwargs or {}).get(name, {})}
+        runner = runner_for(model, kwargs, progress=progress)
+        stats = model_stats(model, runner.chunk_size, runner.num_overlap, sample_rate)
+        if warmup and stats["gflop_per_audio_second"] is None:  # the FLOP count already warmed up
+            with torch.inference_mode():
+                runner.model(torch.zeros(1, mix.shape[0], runner.chunk_size, device=runner.device))
+        out, seconds, rss = time_call(lambda: runner.separate(mix))
+        row = {"variant": name, **stats,
+               "seconds": seconds, "audio_seconds": audio_seconds,
+               "seconds_per_audio_minute": seconds / audio_seconds * 60, "rtf": seconds / audio_seconds,
+               "peak_rss_mb": rss, "num_overlap": runner.num_overlap, "batch_size": runner.batch_size,
+               "chunk_size": runner.chunk_size, "window": runner.window_kind, "precision": runner.precision,
+               "device": str(runner.device), "matmul_peak_gflops": peak}
+        gf = stats["gflop_per_chunk"]
+        chunks = ChunkPlan(mix.shape[-1], runner.chunk_size, runner.num_overlap).num_chunks
+        row["num_chunks"] = chunks
+        row["achieved_gflops"] = gf * chunks / seconds if gf else None
+        row["fraction_of_matmul_peak"] = row["achieved_gflops"] / peak if gf else None
+        if with_reference_impl:
+            row["reference_impl"] = time_reference(model, mix, runner, out, audio_seconds)
+        rows.append(row)
+    base = next((r["seconds"] for r in rows if r["variant"] == reference_variant), None)
+    for row in rows:
+        row["speed_ratio_vs_teacher"] = base / row["seconds"] if base else None
+    return rows
+
+
+def time_reference(model, mix, runner, runner_out, audio_seconds) -> dict:
+    """Time ``tests/reference_runner.py`` (whole-track buffers, batch 1, msst window) on ``mix``."""
+    reference = load_reference_runner()
+    if reference is None:
+        return {"skipped": "tests/reference_runner.py not found (tests are not shipped with this copy)"}
+    if runner.window_kind != "msst" or runner.device.type != "cpu":
+        return {"skipped": "the reference implementation only knows the msst window on the CPU"}
+    out, seconds, rss = time_call(lambda: reference(model, mix, runner.chunk_size, runner.num_overlap))
+    return {"seconds": seconds, "seconds_per_audio_minute": seconds / audio_seconds * 60,
+            "peak_rss_mb": rss, "max_abs_diff_vs_runner": float(np.abs(out - runner_out).max())}
+
+
+def add_preprocess(row: dict, pre_seconds: float, audio: dict) -> dict:
+    """Fold the resampling/stereo time into the row's totals (the user waits for both)."""
+    row["audio"] = audio
+    row["preprocess_seconds"] = pre_seconds
+    row["runner_seconds"] = row["seconds"]
+    row["seconds"] += pre_seconds
+    row["seconds_per_audio_minute"] = row["seconds"] / row["audio_seconds"] * 60
+    row["rtf"] = row["seconds"] / row["audio_seconds"]
+    return row
+
+
+def build_model(config: str | None, model: str | None, width: int | None, seed: int = 0):
+    """A checkpoint/registry model, or a random-init model from a YAML (optionally width-scaled:
+    ``num_channels = growth = width``)."""
+    if model:
+        return load_any(model, config)
+    spec = ModelSpec.from_yaml(config or DEFAULT_CONFIG)
+    if width:
+        spec = spec.replace(model={"num_channels": width, "growth": width})
+    torch.manual_seed(seed)
+    return TFC_TDF_net(spec).eval()
+
+
+def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, channels: int = 2,
+                 runner_kwargs: dict | None = None, reference_impl: bool = True) -> dict:
+    """The JSON report of one model on generated audio of ``seconds`` at ``sample_rate`` with
+    ``channels``; other rates/mono are converted to 44.1 kHz stereo first, and that time is
+    reported (``preprocess_seconds``) and included in ``seconds_per_audio_minute``."""
+    raw = test_signal(seconds, sample_rate, channels)
+    mix, pre_seconds, _ = time_call(lambda: to_stereo(resample(raw, sample_rate, 44100)))
+    row = benchmark_variants({name: model}, mix, runner_kwargs, reference_variant=name,
+                             with_reference_impl=reference_impl, progress=True)[0]
+    add_preprocess(row, pre_seconds, {"seconds": seconds, "sample_rate": sample_rate, "channels": channels})
+    ref = row.get("reference_impl", {})
+    if "seconds" in ref:
+        row["speed_ratio_vs_reference_impl"] = ref["seconds"] / row["runner_seconds"]
+    row.pop("speed_ratio_vs_teacher")
+    row["flop_note"] = FLOP_NOTE
+    row["machine"] = machine_info()
+    row["command"] = " ".join([Path(sys.executable).name, "-m", "eval.speed", *sys.argv[1:]])
+    return row
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval.speed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", choices=["seed_cases"], help="run a named set of cases (see eval.seed_cases)")
+    p.add_argument("--config", help=f"MSST YAML (default {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    p.add_argument("--model", help="registry name or checkpoint path (default: random weights)")
+    p.add_argument("--width", type=int, help="random-init width: num_channels = growth = WIDTH")
+    p.add_argument("--name", help="variant name in the report")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of the generated clip")
+    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--channels", type=int, default=2)
+    p.add_argument("--num-overlap", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--chunk-size", type=int, help="default: the config's audio.chunk_size")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--window", default="msst", choices=["msst", "hann"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--no-reference", action="store_true", help="skip timing tests/reference_runner.py")
+    p.add_argument("--durations", type=float, nargs="+", help="seed_cases: override clip lengths (s)")
+    p.add_argument("--out", help="write the JSON report here (it is always printed)")
+    return p
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.seconds <= 0:
+        raise UserError("--seconds must be positive.")
+    if args.preset == "seed_cases" and args.width is None and not args.model and not args.config:
+        args.width = 32  # the preset's default model: c=32 (the size a distilled student aims at)
+    model = build_model(args.config, args.model, args.width)
+    name = args.name or (Path(args.model).stem if args.model else
+                         f"{Path(args.config or DEFAULT_CONFIG).stem}" + (f"_c{args.width}" if args.width else ""))
+    runner_kwargs = {"num_overlap": args.num_overlap, "batch_size": args.batch_size, "precision": args.precision,
+                     "window": args.window, "device": args.device}
+    if args.chunk_size:
+        runner_kwargs["chunk_size"] = args.chunk_size
+    if args.preset == "seed_cases":
+        from .seed_cases import print_table, run_seed_cases
+        report = run_seed_cases(model, name, runner_kwargs, durations=args.durations)
+        print_table(report["cases"])
+    else:
+        report = speed_report(model, name, args.seconds, args.sample_rate, args.channels, runner_kwargs,
+                              reference_impl=not args.no_reference)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(args.out).with_suffix(".json.part")
+        tmp.write_text(text)
+        os.replace(tmp, args.out)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

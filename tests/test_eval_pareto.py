@@ -1,0 +1,129 @@
+"""eval.pareto end to end on two tiny random-weight variants, the overlap study, the notebooks."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from eval.overlap_study import run_overlap_study, write_study
+from eval.pareto import main as pareto_main
+from eval.pareto import register_loader, run_pareto
+from eval.synthetic import make_dataset, make_variants
+from separation import load_any
+from separation.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+GUIDE_FIELDS = ["variant", "params", "gflop_per_audio_second", "size_mb", "seconds_per_audio_minute", "rtf",
+                "peak_rss_mb", "num_overlap", "batch_size", "precision", "device", "sdr",
+                "delta_sdr_vs_teacher", "machine", "command"]
+
+
+class Wrapped(torch.nn.Module):
+    """What a plugin loader may return: any (B, 2, chunk) -> (B, S, 2, chunk) module, no .spec."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.fixture(scope="module")
+def pareto_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pareto")
+    make_dataset(tmp / "data", tracks=2, seconds=2.0, split="test", silent=("toms",))
+    models = make_variants(tmp / "models")
+    register_loader("wrapped", lambda entry: Wrapped(load_any(entry["model"])))
+    cfg = {"dataset": {"root": str(tmp / "data"), "split": "test", "max_seconds": 1.0},
+           "out_dir": str(tmp / "out"), "threads": 1, "museval": {"jobs": 2},
+           "variants": [
+               {"name": "teacher", "kind": "teacher", "model": str(models["teacher"]),
+                "runner": {"num_overlap": 2}},
+               {"name": "student", "kind": "wrapped", "model": str(models["student_c2"]),
+                "runner": {"num_overlap": 2, "batch_size": 2, "chunk_size": 3584, "window": "hann"}}]}
+    return cfg, run_pareto(cfg), tmp
+
+
+def test_pareto_rows_and_files(pareto_run):
+    cfg, rows, tmp = pareto_run
+    out = Path(cfg["out_dir"])
+    assert [r["variant"] for r in rows] == ["teacher", "student"]
+    for row in rows:
+        for field in GUIDE_FIELDS:
+            assert field in row, field
+        assert row["excluded"]["toms"] == 2 and row["sdr"]["toms"] is None  # silent in every track
+        assert set(row["sdr"]) == {"kick", "snare", "toms", "hh", "cymbals", "mean"}
+    assert rows[0]["speed_ratio_vs_teacher"] == pytest.approx(1.0)
+    assert rows[0]["delta_sdr_vs_teacher"]["kick"] == pytest.approx(0.0)
+    assert rows[1]["delta_sdr_vs_teacher"]["kick"] == pytest.approx(rows[1]["sdr"]["kick"] - rows[0]["sdr"]["kick"])
+    assert rows[1]["fidelity_sdr"]["mean"] is not None and "fidelity_sdr" not in rows[0]
+    assert rows[1]["window"] == "hann" and rows[1]["batch_size"] == 2
+    for track in ("track_00", "track_01"):
+        for stem in ("kick", "snare", "toms", "hh", "cymbals"):
+            assert (out / "estimates" / "student" / track / f"{stem}.wav").is_file()
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["machine"]["cpu"] and data["meta"]["ground_truth"] is True
+    csv = pd.read_csv(out / "results.csv")
+    assert {"sdr_kick", "delta_sdr_vs_teacher_snare", "fidelity_sdr_mean"} <= set(csv.columns)
+    md = (out / "results.md").read_text()
+    assert md.startswith("| variant") and "| student |" in md
+    assert (out / "pareto.png").stat().st_size > 1000
+
+
+def test_pareto_resumes_and_cli(pareto_run, capsys):
+    cfg, rows, tmp = pareto_run
+    import yaml
+    path = tmp / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    pareto_main([str(path)])  # everything on disk: separation resumes, museval comes from the cache
+    assert "| teacher |" in capsys.readouterr().out
+    data = json.loads((Path(cfg["out_dir"]) / "results.json").read_text())
+    assert all(r["tracks_resumed"] == 2 for r in data["variants"])
+    assert data["meta"]["command"].startswith("python")
+
+
+def test_pareto_without_ground_truth_is_fidelity_only(pareto_run):
+    cfg, _, tmp = pareto_run
+    folder = tmp / "user_tracks"
+    make_dataset(folder, tracks=1, seconds=1.0, stems=())  # mixtures only
+    cfg = {**cfg, "dataset": {"folder": str(folder)}, "out_dir": str(tmp / "out_nogt")}
+    rows = run_pareto(cfg)
+    assert "sdr" not in rows[1] and rows[1]["fidelity_sdr"]["mean"] is not None
+
+
+def test_pareto_user_errors(pareto_run):
+    cfg, _, tmp = pareto_run
+    with pytest.raises(UserError, match="no teacher"):
+        run_pareto({**cfg, "variants": [{**cfg["variants"][0], "kind": "student"}]})
+    with pytest.raises(UserError, match="no loader is registered"):
+        run_pareto({**cfg, "variants": [cfg["variants"][0], {**cfg["variants"][1], "kind": "onnx"}]})
+
+
+def test_overlap_study_tiny(pareto_run):
+    cfg, _, tmp = pareto_run
+    torch.manual_seed(0)
+    model = load_any(str(tmp / "models" / "teacher.ckpt"))
+    study = run_overlap_study(model, {**cfg["dataset"], "max_tracks": 1}, tmp / "overlap", overlaps=(1, 2, 4),
+                              metric="usdr")
+    assert len(study["rows"]) == 3 * 2 * 2 and study["baseline"] == "training_msst_o4"
+    assert study["best"] in {r["setting"] for r in study["rows"]}
+    write_study(study, tmp / "overlap")
+    assert (tmp / "overlap" / "overlap_study.png").is_file()
+
+
+@pytest.mark.parametrize("notebook,params", [
+    ("sdr_vs_speed.ipynb", lambda tmp, cfg: {"results_dir": cfg["out_dir"]}),
+    ("listen.ipynb", lambda tmp, cfg: {"results_dir": cfg["out_dir"], "stems": ["kick", "toms"]}),
+    ("overlap_study.ipynb", lambda tmp, cfg: {"study_dir": str(tmp / "overlap")}),
+])
+def test_notebooks_execute(pareto_run, notebook, params, tmp_path):
+    papermill = pytest.importorskip("papermill")
+    cfg, _, tmp = pareto_run
+    if notebook == "overlap_study.ipynb" and not (tmp / "overlap" / "overlap_study.json").is_file():
+        pytest.skip("needs test_overlap_study_tiny's output")
+    source = REPO / "notebooks" / notebook
+    assert all(not c.get("outputs") for c in json.loads(source.read_text())["cells"]), "commit notebooks clean"
+    papermill.execute_notebook(str(source), str(tmp_path / notebook), parameters=params(tmp, cfg),
+                               cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False)

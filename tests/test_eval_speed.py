@@ -1,0 +1,64 @@
+"""eval.speed reports the GUIDE's fields on a tiny model (no speed targets here)."""
+import json
+
+import pytest
+import torch
+
+from eval.benchlib import test_signal
+from eval.speed import benchmark_variants, main
+from eval.synthetic import tiny_spec
+from separation import TFC_TDF_net
+
+FIELDS = ["variant", "params", "gflop_per_audio_second", "size_mb", "seconds_per_audio_minute", "rtf",
+          "peak_rss_mb", "num_overlap", "batch_size", "precision", "device", "achieved_gflops",
+          "matmul_peak_gflops", "machine", "command"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two threads on two busy cores make tiny models 10x slower through OpenMP contention.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_speed_cli_json_fields(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    tiny_spec().to_yaml(config)
+    out = tmp_path / "speed.json"
+    main(["--config", str(config), "--seconds", "0.5", "--sample-rate", "22050", "--channels", "1",
+          "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    for field in FIELDS:
+        assert report.get(field) is not None, field
+    assert report["params"] == sum(p.numel() for p in TFC_TDF_net(tiny_spec()).parameters())
+    assert report["machine"]["torch"] == torch.__version__ and report["machine"]["cores"] >= 1
+    ref = report["reference_impl"]
+    assert ref["max_abs_diff_vs_runner"] < 1e-4 and report["speed_ratio_vs_reference_impl"] > 0
+    assert report["audio"] == {"seconds": 0.5, "sample_rate": 22050, "channels": 1}
+    assert report["preprocess_seconds"] > 0 and report["seconds"] >= report["runner_seconds"]
+
+
+def test_benchmark_variants_ratio_to_teacher():
+    torch.manual_seed(0)
+    teacher = TFC_TDF_net(tiny_spec())
+    student = TFC_TDF_net(tiny_spec().replace(model={"num_channels": 2, "growth": 2}))
+    rows = benchmark_variants({"teacher": teacher, "student": student}, test_signal(0.3),
+                              {"num_overlap": 2, "batch_size": 2})
+    assert [r["variant"] for r in rows] == ["teacher", "student"]
+    assert rows[0]["speed_ratio_vs_teacher"] == pytest.approx(1.0)
+    assert rows[1]["speed_ratio_vs_teacher"] > 0 and rows[1]["params"] < rows[0]["params"]
+    assert all(r["batch_size"] == 2 and r["num_overlap"] == 2 for r in rows)
+
+
+def test_seed_cases_preset_smoke(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    tiny_spec().to_yaml(config)
+    out = tmp_path / "seed.json"
+    main(["--preset", "seed_cases", "--config", str(config), "--durations", "0.1", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert len(report["cases"]) == 6  # 3 sample rates x mono/stereo
+    assert {c["audio"]["sample_rate"] for c in report["cases"]} == {22050, 44100, 48000}
+    assert all(c["seconds"] >= c["preprocess_seconds"] for c in report["cases"])

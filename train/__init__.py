@@ -1,0 +1,1 @@
+"""Lightning training: supervised teacher training and teacher-student distillation."""
