@@ -155,7 +155,7 @@ def runner_for(model, kwargs: dict, progress: bool = False) -> Runner:
         raise UserError(f"invalid runner settings {kwargs}: {err}.") from None
 
 
-def test_signal(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
+def synthetic_mix(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
     """Drum-like ``(channels, samples)`` float32: decaying noise hits on a grid plus a low sine.
 
     For timing only (speed does not depend on content); deterministic so runs compare."""
@@ -168,5 +168,6 @@ def test_signal(seconds: float, sample_rate: int = 44100, channels: int = 2, see
     out = np.repeat(audio[None], channels, 0)
     for start in range(0, n, hit):
         seg = min(hit, n - start)
-        out[:, start:start + seg] += 0.2 * rng.random() * env[:seg] * rng.standard_normal((channels, seg), dtype=np.float32)
+        noise = rng.standard_normal((channels, seg), dtype=np.float32)
+        out[:, start:start + seg] += 0.2 * rng.random() * env[:seg] * noise
     return out.astype(np.float32)

@@ -205,8 +205,8 @@ def _run(cfg: dict) -> list[dict]:
         model = load_variant(entry)
         stems = stems or list(getattr(model, "stems", None) or STEMS)
         print(f"[pareto] separating {len(tracks)} tracks with {entry['name']}", file=sys.stderr)
-        stats[entry["name"]], timings[entry["name"]] = separate_variant(entry, model, tracks, out / "estimates" / entry["name"], stems,
-                                                  dataset.get("max_seconds"), resume)
+        stats[entry["name"]], timings[entry["name"]] = separate_variant(
+            entry, model, tracks, out / "estimates" / entry["name"], stems, dataset.get("max_seconds"), resume)
         del model
     truth = has_ground_truth(tracks, stems)
     machine = machine_info()
@@ -220,7 +220,8 @@ def _run(cfg: dict) -> list[dict]:
         row = {"variant": name, "kind": entry.get("kind", "other"), "model": entry.get("model"), **stats[name],
                "seconds": t["seconds"], "audio_seconds": t["audio_seconds"],
                "seconds_per_audio_minute": t["seconds"] / t["audio_seconds"] * 60,
-               "rtf": t["seconds"] / t["audio_seconds"], **{k: v for k, v in t.items() if k not in ("seconds", "audio_seconds")}}
+               "rtf": t["seconds"] / t["audio_seconds"],
+               **{k: v for k, v in t.items() if k not in ("seconds", "audio_seconds")}}
         detail = {}
         if truth:
             print(f"[pareto] museval {name}", file=sys.stderr)

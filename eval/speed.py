@@ -31,7 +31,7 @@ from separation.errors import UserError, exit_on_user_error
 from separation.runner import ChunkPlan
 
 from .benchlib import (FLOP_NOTE, PeakRSS, count_chunk_flops, machine_info, matmul_peak_gflops,
-                       model_stats, runner_for, test_signal)
+                       model_stats, runner_for, synthetic_mix)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "separation" / "models" / "drumsep_5stems.yaml"
@@ -61,7 +61,8 @@ def time_call(fn) -> tuple[object, float, float]:
 def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | None = None,
                        reference_variant: str = "teacher", sample_rate: int = 44100,
                        per_variant_kwargs: dict[str, dict] | None = None, warmup: bool = True,
-                       with_reference_impl: bool = False, progress: bool = False) -> list[dict]:
+                       with_reference_impl: bool = False, progress: bool = False,
+                       matmul_peak: float | None = None, stats: dict[str, dict] | None = None) -> list[dict]:
     """Time every model of ``variants`` (name -> module ``(B, 2, chunk) -> (B, S, 2, chunk)``) on
     the same ``mix`` ``(C, L)`` in this process, one after the other.
 
@@ -70,15 +71,22 @@ def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | No
     the GUIDE results fields plus ``speed_ratio_vs_teacher`` = teacher seconds / variant
     seconds (> 1: faster than the teacher; None when ``reference_variant`` is not timed).
     ``with_reference_impl`` also times ``tests/reference_runner.py`` on each variant.
+    ``matmul_peak`` / ``stats`` (name -> :func:`model_stats`) skip re-measuring them when the
+    same variants are timed on many clips; ``stats`` is filled in for the caller.
     """
     audio_seconds = mix.shape[-1] / sample_rate
-    peak = matmul_peak_gflops()
+    peak = matmul_peak or matmul_peak_gflops()
+    stats_cache = stats if stats is not None else {}
     rows = []
     for name, model in variants.items():
         kwargs = {**(runner_kwargs or {}), **(per_variant_kwargs or {}).get(name, {})}
         runner = runner_for(model, kwargs, progress=progress)
-        stats = model_stats(model, runner.chunk_size, runner.num_overlap, sample_rate)
-        if warmup and stats["gflop_per_audio_second"] is None:  # the FLOP count already warmed up
+        key = (name, runner.chunk_size, runner.num_overlap)
+        fresh = key not in stats_cache
+        if fresh:
+            stats_cache[key] = model_stats(model, runner.chunk_size, runner.num_overlap, sample_rate)
+        stats = stats_cache[key]
+        if warmup and not (fresh and stats["gflop_per_audio_second"]):  # a FLOP count is a warm-up
             with torch.inference_mode():
                 runner.model(torch.zeros(1, mix.shape[0], runner.chunk_size, device=runner.device))
         out, seconds, rss = time_call(lambda: runner.separate(mix))
@@ -142,7 +150,7 @@ def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, cha
     """The JSON report of one model on generated audio of ``seconds`` at ``sample_rate`` with
     ``channels``; other rates/mono are converted to 44.1 kHz stereo first, and that time is
     reported (``preprocess_seconds``) and included in ``seconds_per_audio_minute``."""
-    raw = test_signal(seconds, sample_rate, channels)
+    raw = synthetic_mix(seconds, sample_rate, channels)
     mix, pre_seconds, _ = time_call(lambda: to_stereo(resample(raw, sample_rate, 44100)))
     row = benchmark_variants({name: model}, mix, runner_kwargs, reference_variant=name,
                              with_reference_impl=reference_impl, progress=True)[0]

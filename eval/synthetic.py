@@ -45,15 +45,17 @@ def _voice(stem: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_dataset(root: str | os.PathLike, tracks: int = 2, seconds: float = 2.0, stems=STEMS,
-                 silent: tuple[str, ...] = (), split: str | None = None, seed: int = 0) -> Path:
-    """Write ``root[/split]/<track>/{mixture, <stem>...}.wav``; returns the folder of tracks."""
+                 silent: tuple[str, ...] = (), split: str | None = None, seed: int = 0,
+                 write_stems: bool = True) -> Path:
+    """Write ``root[/split]/<track>/{mixture, <stem>...}.wav`` (only mixtures, like a user folder,
+    with ``write_stems=False``); returns the folder of tracks."""
     base = Path(root) / split if split else Path(root)
     rng = np.random.default_rng(seed)
     n = int(seconds * SAMPLE_RATE)
     for k in range(tracks):
         stem_audio = {s: (np.zeros((2, n), np.float32) if s in silent else _voice(s, n, rng)) for s in stems}
         folder = base / f"track_{k:02d}"
-        for s, audio in stem_audio.items():
+        for s, audio in stem_audio.items() if write_stems else ():
             write_audio(folder / f"{s}.wav", audio)
         write_audio(folder / "mixture.wav", sum(stem_audio.values()))
     return base

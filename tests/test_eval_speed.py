@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from eval.benchlib import test_signal
+from eval.benchlib import synthetic_mix
 from eval.speed import benchmark_variants, main
 from eval.synthetic import tiny_spec
 from separation import TFC_TDF_net
@@ -45,7 +45,7 @@ def test_benchmark_variants_ratio_to_teacher():
     torch.manual_seed(0)
     teacher = TFC_TDF_net(tiny_spec())
     student = TFC_TDF_net(tiny_spec().replace(model={"num_channels": 2, "growth": 2}))
-    rows = benchmark_variants({"teacher": teacher, "student": student}, test_signal(0.3),
+    rows = benchmark_variants({"teacher": teacher, "student": student}, synthetic_mix(0.3),
                               {"num_overlap": 2, "batch_size": 2})
     assert [r["variant"] for r in rows] == ["teacher", "student"]
     assert rows[0]["speed_ratio_vs_teacher"] == pytest.approx(1.0)

@@ -1,0 +1,138 @@
+"""ONNX export of the spectral core and an ONNX Runtime separator the Runner accepts.
+
+    export_onnx(model, "student.onnx")          # writes student.onnx + student.yaml
+    sep = OnnxSeparator("student.onnx")        # spec read from the YAML beside it
+    Runner(sep, chunk_size=sep.spec.audio.chunk_size).separate(mix)
+
+Only the spectral core ``(B, C*2, F, T) -> (B, S, C*2, F, T)`` is exported, with a dynamic batch
+axis: ONNX has no inverse STFT that matches torch.istft, so the STFT/iSTFT run in torch around
+the session (as in MSST's and UVR's ONNX paths). Works for any TFC_TDF_net, pruned ones included,
+since the graph is traced from the module as it is. The YAML beside the ``.onnx`` (written by
+:func:`separation.checkpoint.save_model`'s config writer, including per-layer widths of a
+free-pruned model) says which STFT and stems go with the graph.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from separation.checkpoint import atomic_write_bytes
+from separation.config import ModelSpec
+from separation.errors import UserError
+from separation.model import STFT, TFC_TDF_net
+from separation.widths import layer_shapes_if_nonuniform
+
+from .common import require_tfc_tdf
+
+EXPORTERS = ("torchscript", "dynamo")
+INPUT, OUTPUT = "spectrogram", "stems"
+
+
+def _example(model: TFC_TDF_net, batch: int = 2) -> torch.Tensor:
+    """A batch of stacked-complex spectrograms of one chunk: ``(batch, C*2, dim_f, frames)``."""
+    a = model.spec.audio
+    return torch.randn(batch, a.num_channels * 2, a.dim_f, a.num_frames)
+
+
+def export_onnx(model: TFC_TDF_net, path: str | os.PathLike, opset: int = 17,
+                exporter: str = "torchscript") -> Path:
+    """Write the spectral core of ``model`` to ``path`` (``.onnx``) and its config beside it.
+
+    ``exporter``: ``torchscript`` (``torch.onnx.export(dynamo=False)``; InstanceNorm, GELU and
+    ConvTranspose map to single ONNX ops) or ``dynamo`` (the torch.export-based exporter).
+    The file is written atomically: an interrupted export leaves no half-written .onnx."""
+    require_tfc_tdf(model, "ONNX export")
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise UserError(f"{path}: the ONNX file name must end in .onnx.")
+    if exporter not in EXPORTERS:
+        raise UserError(f"exporter={exporter!r}; use one of {', '.join(EXPORTERS)}.")
+    core = model.core().eval()
+    example = _example(model)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if exporter == "torchscript":
+                torch.onnx.export(core, (example,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
+                                  dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=opset,
+                                  dynamo=False)
+            else:
+                batch = torch.export.Dim("batch", min=1, max=1024)
+                program = torch.onnx.export(core, (example,), input_names=[INPUT], output_names=[OUTPUT],
+                                            dynamic_shapes=({0: batch},), opset_version=max(opset, 18),
+                                            dynamo=True, external_data=False)
+                program.save(str(tmp), external_data=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    spec = model.spec
+    shapes = layer_shapes_if_nonuniform(model)
+    if shapes:  # so the YAML alone describes the exported widths, as save_model's would
+        data = spec.to_dict()
+        data["drumsep_lab"] = {**(data.get("drumsep_lab") or {}), "layer_shapes": shapes}
+        spec = ModelSpec.from_dict(data)
+    spec.to_yaml(path.with_suffix(".yaml"))
+    return path
+
+
+class OnnxSeparator:
+    """Waveform ``(B, C, L)`` -> stems ``(B, S, C, L)``: torch STFT, ONNX Runtime core, torch iSTFT.
+
+    ``threads``: ONNX Runtime intra-op threads (``None``: its default, all cores)."""
+
+    def __init__(self, onnx_path: str | os.PathLike, spec: ModelSpec | str | os.PathLike | None = None,
+                 threads: int | None = None, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise UserError(f"ONNX model {onnx_path} does not exist; export one with compress.onnx_export.export_onnx.")
+        if spec is None:
+            spec = onnx_path.with_suffix(".yaml")
+            if not spec.is_file():
+                raise UserError(f"no config given and {spec} does not exist; pass spec= or the model's YAML.")
+        self.spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_yaml(spec)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options,
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise UserError(f"ONNX Runtime cannot load {onnx_path} ({str(err).splitlines()[0]}).") from None
+        a = self.spec.audio
+        self.stft = STFT(a.n_fft, a.hop_length, a.dim_f)
+        self.path = onnx_path
+        self.size_mb = onnx_path.stat().st_size / 2**20
+        self.num_params = self._count_params(onnx_path)
+
+    @staticmethod
+    def _count_params(path: Path) -> int | None:
+        try:
+            import onnx
+
+            graph = onnx.load(str(path), load_external_data=False).graph
+            return int(sum(np.prod(t.dims) for t in graph.initializer if len(t.dims) > 1 or t.dims))
+        except Exception:
+            return None
+
+    @property
+    def stems(self) -> list[str]:
+        return self.spec.stems
+
+    def spectral_forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(B, C*2, F, T)`` -> ``(B, S, C*2, F, T)`` through the ONNX session."""
+        out = self.session.run([OUTPUT], {INPUT: spec.detach().float().cpu().contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
+        length = wave.shape[-1]
+        with torch.no_grad():
+            return self.stft.inverse(self.spectral_forward(self.stft(wave.float().cpu())))[..., :length]

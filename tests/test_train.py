@@ -1,0 +1,137 @@
+"""Training entry points on tiny configs: real Hydra composition, real Lightning Trainer."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hydra import compose, initialize_config_dir
+
+from conftest import ROOT
+
+CONFIGS = str(ROOT / "configs")
+
+
+def cfg_for(name, *overrides):
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from drumdata.render import ensure_rendered
+    root = tmp_path_factory.mktemp("data") / "rendered"
+    ensure_rendered(root, hours=0.006, seed=0, clip_seconds=2.0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tiny_data, tmp_path_factory):
+    """A 2-step teacher trained through the real entry-point function (also the export test)."""
+    from train.teacher import train_teacher
+    out = tmp_path_factory.mktemp("teacher")
+    cfg = cfg_for("teacher", "+config=test_tiny", f"data.root={tiny_data}", f"output_dir={out}",
+                  "logger=csv", "export.evaluate=false")
+    paths = train_teacher(cfg)
+    return paths, out
+
+
+@pytest.mark.parametrize("size,width", [("tiny", 8), ("small", 16), ("medium", 24)])
+def test_student_sizes_compose(size, width):
+    cfg = cfg_for("distill", f"+config={size}")
+    assert cfg.student.model.num_channels == width == cfg.student.model.growth
+    assert cfg.teacher.checkpoint == "drumsep-demo-teacher" and cfg.logger.wandb.offline is True
+
+
+def test_jarredou_teacher_group_composes():
+    cfg = cfg_for("distill", "+config=small", "teacher=jarredou", "teacher.weights=/x/model.ckpt")
+    assert cfg.teacher.checkpoint == "drumsep-5stem-jarredou" and cfg.teacher.weights == "/x/model.ckpt"
+
+
+def test_teacher_training_exports_a_strictly_loadable_pair(tiny_teacher):
+    from separation.checkpoint import load_model
+    from train.export import model_from_lightning
+    paths, out = tiny_teacher
+    exported = load_model(paths["checkpoint"])  # strict, weights_only, YAML beside it
+    in_memory = model_from_lightning(out / "checkpoints" / "last.ckpt")
+    x = torch.randn(1, 2, exported.spec.audio.chunk_size)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), in_memory(x))
+    assert "num_channels: 4" in Path(paths["config"]).read_text()
+    card = Path(paths["card"]).read_text()
+    assert '"steps": 2' in card and '"command"' in card and '"machine"' in card
+
+
+def test_resume_continues_from_last_checkpoint_step(tiny_data, tiny_teacher, tmp_path):
+    import shutil
+    from train.teacher import train_teacher
+    _, out = tiny_teacher
+    shutil.copytree(out / "checkpoints", tmp_path / "checkpoints")
+    cfg = cfg_for("teacher", "+config=test_tiny", f"data.root={tiny_data}", f"output_dir={tmp_path}",
+                  "logger=csv", "export.enabled=false", "trainer.max_steps=4")
+    train_teacher(cfg)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert state["global_step"] == 4  # 2 restored + 2 new, not 4 from scratch on top
+    assert state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 4
+
+
+def test_label_free_distillation_with_cached_teacher(tiny_teacher, tmp_path):
+    from train.distill import distill
+    paths, _ = tiny_teacher
+    mixtures = tmp_path / "mixtures"
+    mixtures.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        sf.write(mixtures / f"take{i}.wav", rng.uniform(-0.3, 0.3, (44100, 2)).astype(np.float32), 44100)
+    cfg = cfg_for("distill", "+config=test_tiny", f"teacher.checkpoint={paths['checkpoint']}",
+                  "data=mixtures", f"data.root={mixtures}", f"output_dir={tmp_path / 'run'}", "logger=csv",
+                  "distill.teacher_outputs=cached", "distill.cache_crops=4", "distill.feature_weight=0.1",
+                  "export.evaluate=false")
+    result = distill(cfg)
+    assert Path(result["checkpoint"]).is_file()
+    assert any((tmp_path / "run" / "teacher_cache").iterdir())  # teacher outputs stored via datasets
+
+
+def test_distillation_with_wandb_offline_and_ground_truth_term(tiny_data, tiny_teacher, tmp_path):
+    from train.distill import distill
+    paths, _ = tiny_teacher
+    cfg = cfg_for("distill", "+config=test_tiny", f"teacher.checkpoint={paths['checkpoint']}",
+                  f"data.root={tiny_data}", f"output_dir={tmp_path}", "distill.alpha=0.5", "export.evaluate=false")
+    distill(cfg)
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_nan_loss_names_step_and_batch():
+    from conftest import tiny_spec
+    from separation.errors import UserError
+    from train.modules import SupervisedModule
+    module = SupervisedModule(tiny_spec())
+    chunk = module.model.spec.audio.chunk_size
+    batch = {"mixture": torch.full((1, 2, chunk), float("nan")), "stems": torch.zeros(1, 5, 2, chunk)}
+    with pytest.raises(UserError, match=r"global step 0 \(batch 7"):
+        module.training_step(batch, 7)
+
+
+def test_mismatched_teacher_gives_loader_error(tiny_teacher, tmp_path):
+    from conftest import tiny_spec
+    from omegaconf import OmegaConf
+    from separation.errors import CheckpointError
+    from train.common import load_teacher
+    paths, _ = tiny_teacher
+    wrong = tmp_path / "wrong.yaml"
+    tiny_spec(num_channels=8, growth=8).to_yaml(wrong)
+    with pytest.raises(CheckpointError, match="does not match its config"):
+        load_teacher(OmegaConf.create({"checkpoint": str(paths["checkpoint"]), "config": str(wrong)}))
+
+
+def test_ddp_on_cpu_with_two_processes(tiny_data, tmp_path):
+    cmd = [sys.executable, "-m", "train.teacher", "+config=test_tiny", f"data.root={tiny_data}",
+           f"output_dir={tmp_path}", "logger=csv", "export.evaluate=false", "trainer=ddp",
+           "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32", "data.num_workers=0"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world_size: 2" in proc.stderr + proc.stdout or "distributed_backend=gloo" in proc.stderr + proc.stdout
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
