@@ -66,7 +66,7 @@ def load_checkpoint_or_random(entry: dict):
         if entry.get("width"):
             spec = spec.replace(model={"num_channels": entry["width"], "growth": entry["width"]})
         return TFC_TDF_net(spec).eval()
-    return load_any(str(model), config)
+    return load_any(str(model), config, entry.get("weights"))
 
 
 for _kind in ("teacher", "student", "pruned", "other"):

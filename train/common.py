@@ -73,10 +73,12 @@ def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
 
 def build_trainer(cfg: DictConfig, ema_decay: float | None) -> L.Trainer:
     out = Path(cfg.output_dir)
+    every = int(cfg.trainer.get("val_check_interval") or 50)
     callbacks = [
         ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}-{val/sdr:.2f}",
-                        monitor="val/sdr", mode="max", save_top_k=1, save_last=True,
-                        auto_insert_metric_name=False),
+                        monitor="val/sdr", mode="max", save_top_k=1, auto_insert_metric_name=False),
+        # last.ckpt on a step schedule, independent of validation, so an interrupted run resumes close by.
+        ModelCheckpoint(dirpath=out / "checkpoints", save_top_k=0, save_last=True, every_n_train_steps=every),
         LearningRateMonitor(logging_interval="step"),
     ]
     if ema_decay:
@@ -95,6 +97,8 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule, ema_decay: float
     if ckpt is not None:
         print(f"resuming from {ckpt}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    # Also after max_time, Ctrl-C (Lightning stops gracefully) or a step between schedules.
+    trainer.save_checkpoint(Path(cfg.output_dir) / "checkpoints" / "last.ckpt")
     return trainer
 
 

@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         model = load_model(args.checkpoint, args.config)
     out = args.out or args.checkpoint.parent.parent / "export"
     name = args.name or args.checkpoint.stem
-    paths = export_model(model, out, name, {"command": "python -m train.export " + " ".join(map(str, argv or [])),
+    import sys
+    shown = sys.argv[1:] if argv is None else argv
+    paths = export_model(model, out, name, {"command": "python -m train.export " + " ".join(map(str, shown)),
                                             "source": str(args.checkpoint)}, half=args.half)
     read_state_dict(paths["checkpoint"])  # proves the file reloads weights-only
     print(f"wrote {paths['checkpoint']}, {paths['config']}, {paths['card']}")
