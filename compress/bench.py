@@ -28,7 +28,7 @@ from separation.checkpoint import atomic_write_bytes, load_model
 from separation.errors import exit_on_user_error
 from separation.pretrained import MODELS_DIR
 
-from .common import crops_from_audio, null_db
+from .common import crops_from_audio, null_db, size_mb
 
 VARIANTS = ("fp32", "pruned_uniform50", "pruned_free50", "int8_weight_only", "int8_dynamic", "int8_static", "onnx")
 
@@ -82,11 +82,13 @@ def measure(name: str, model, mix: np.ndarray, reference, args, sample_rate: int
         model(torch.zeros(args.batch_size, 2, args.chunk_size))
     warm = time.perf_counter() - warm
     stats = model_stats(model, args.chunk_size, args.num_overlap, sample_rate)
+    audio_seconds = mix.shape[-1] / sample_rate
     with PeakRSS() as rss, torch.inference_mode():
         start = time.perf_counter()
         out = runner.separate(mix)
         seconds = time.perf_counter() - start
-    audio_seconds = mix.shape[-1] / sample_rate
+    if isinstance(model, torch.nn.Module) and not name.endswith("static"):
+        stats["size_mb"] = size_mb(model)  # int8 storage, not numel * float size
     row = {"variant": name, **{k: stats[k] for k in ("params", "size_mb", "gflop_per_audio_second")},
            "seconds": round(seconds, 3), "seconds_per_audio_minute": round(seconds / audio_seconds * 60, 3),
            "rtf": round(seconds / audio_seconds, 4), "peak_rss_mb": round(rss.peak_mb, 1),

@@ -23,9 +23,10 @@ def require_tfc_tdf(model, what: str) -> TFC_TDF_net:
     if not isinstance(model, TFC_TDF_net):
         raise UserError(f"{what} works on a TFC_TDF_net (separation.model), not a {type(model).__name__}; "
                         "load the checkpoint with separation.checkpoint.load_model first.")
-    bad = [n for n, p in model.named_parameters() if type(p.data) is not torch.Tensor or not p.is_floating_point()]
+    bad = [(n, p) for n, p in model.named_parameters() if type(p.data) is not torch.Tensor or not p.is_floating_point()]
     if bad:
-        raise UserError(f"{what} needs a float model, but {bad[0]} is already quantized ({type(bad[0]).__name__}); "
+        raise UserError(f"{what} needs a float model, but {bad[0][0]} is already quantized "
+                        f"({type(bad[0][1].data).__name__}); "
                         "start again from the fp32 checkpoint.")
     return model
 
@@ -80,6 +81,22 @@ def rendered_calibration(root, chunk_size: int, num_crops: int, seed: int = 0, s
     picks = rng.choice(len(files), size=num_crops, replace=len(files) < num_crops)
     crops = [crops_from_audio(read_audio(files[i])[0], chunk_size, 1, seed + k)[0] for k, i in enumerate(picks)]
     return torch.stack(crops)
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes a tensor really stores; for torchao's int8 tensor subclasses, those of their int8
+    data and scales (``numel * element_size`` would report the original float size)."""
+    if hasattr(t, "__tensor_flatten__") and type(t) is not torch.Tensor and not isinstance(t, torch.nn.Parameter):
+        names, _ = t.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(t, n)) for n in names)
+    if isinstance(t, torch.nn.Parameter) and type(t.data) is not torch.Tensor:
+        return tensor_bytes(t.data)
+    return t.numel() * t.element_size()
+
+
+def size_mb(model: torch.nn.Module) -> float:
+    """MiB of parameters and buffers as stored (int8 where quantized)."""
+    return sum(tensor_bytes(t) for t in [*model.parameters(), *model.buffers()]) / 2**20
 
 
 def count_params(model: torch.nn.Module) -> int:
