@@ -21,24 +21,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from separation import ModelSpec, TFC_TDF_net, load_any
+from separation import TFC_TDF_net
 from separation.errors import UserError
 
 
 def _base_model(entry: dict) -> TFC_TDF_net:
-    """The float model an entry names (checkpoint, registry name, or ``random`` + ``config``)."""
-    model, config = entry.get("model"), entry.get("config")
-    if model in (None, "random"):
-        import torch
+    """The float model an entry names: the same rules as eval.pareto's default loader."""
+    from eval.pareto import load_checkpoint_or_random
 
-        if not config:
-            raise UserError(f"variant {entry.get('name')!r} has no model and no config; give one of them.")
-        torch.manual_seed(int(entry.get("seed", 0)))
-        spec = ModelSpec.from_yaml(config)
-        if entry.get("width"):
-            spec = spec.replace(model={"num_channels": entry["width"], "growth": entry["width"]})
-        return TFC_TDF_net(spec).eval()
-    return load_any(str(model), config)
+    return load_checkpoint_or_random(entry)
 
 
 def load_pruned(entry: dict):
