@@ -103,10 +103,12 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule, ema_decay: float
 
 
 def command_line() -> str:
-    return " ".join(["python -m", sys.argv[0].replace("/", ".").removesuffix(".py")] + sys.argv[1:]) \
-        if sys.argv and sys.argv[0].endswith(".py") else " ".join(sys.argv)
-
-
-def student_from_module(module) -> torch.nn.Module:
-    """The trained network (EMA weights once training has ended) on the CPU in eval mode."""
-    return module.model.cpu().eval()
+    """How this process was started, as a user would type it (``python -m train.distill ...``)."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.suffix == ".py":
+        try:
+            module = ".".join(script.resolve().relative_to(Path(__file__).resolve().parents[1]).with_suffix("").parts)
+            return " ".join(["python -m", module, *sys.argv[1:]])
+        except ValueError:
+            pass
+    return " ".join(["python", *sys.argv])

@@ -84,7 +84,7 @@ def export_and_report(model: TFC_TDF_net, cfg, command: str, teacher, steps: int
                                                         "data": data, "steps": steps})
     if cfg.export.evaluate:
         from .report import evaluate_export
-        results = evaluate_export(cfg, paths, teacher_desc)
+        results = evaluate_export(cfg, paths, teacher_desc, command)
         card = json.loads(Path(paths["card"]).read_text())
         card.update(results)
         write_card(out, card)

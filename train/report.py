@@ -32,7 +32,7 @@ def test_split_dataset(cfg) -> dict:
     return {"folder": str(test_root)}
 
 
-def evaluate_export(cfg, paths: dict, teacher_desc: dict | None) -> dict:
+def evaluate_export(cfg, paths: dict, teacher_desc: dict | None, command: str | None = None) -> dict:
     """Measure the exported model (and its teacher) and return the model-card fields."""
     from eval.pareto import run_pareto
 
@@ -43,7 +43,7 @@ def evaluate_export(cfg, paths: dict, teacher_desc: dict | None) -> dict:
     dataset = {**test_split_dataset(cfg), "max_tracks": cfg.export.max_tracks, "max_seconds": cfg.export.max_seconds}
     out = Path(cfg.output_dir) / "eval"
     rows = run_pareto({"dataset": dataset, "out_dir": str(out), "variants": variants,
-                       "teacher": variants[0]["name"], "museval": {"jobs": None}})
+                       "teacher": variants[0]["name"], "museval": {"jobs": None}, "command": command})
     table = (out / "results.md").read_text()
     print("\n" + table)
     print(f"results: {out}/results.json, {out}/results.csv, {out}/pareto.png")
