@@ -22,7 +22,7 @@ def distill(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     teacher = load_teacher(cfg.teacher)
     spec = derive_spec(teacher.spec, OmegaConf.to_container(cfg.student.model),
-                       OmegaConf.to_container(cfg.student.get("audio") or {}))
+                       OmegaConf.to_container(cfg.student.get("audio", OmegaConf.create())))
     datamodule = build_datamodule(cfg.data, spec.stems, spec.audio.chunk_size, cfg.seed)
     d = cfg.distill
     module = DistillModule(spec, teacher, alpha=d.alpha, feature_weight=d.feature_weight, lr=d.lr,

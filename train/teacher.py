@@ -14,7 +14,7 @@ from .modules import SupervisedModule
 def train_teacher(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     spec = derive_spec(base_spec(cfg.model.base_config), OmegaConf.to_container(cfg.model.model),
-                       OmegaConf.to_container(cfg.model.get("audio") or {}))
+                       OmegaConf.to_container(cfg.model.get("audio", OmegaConf.create())))
     datamodule = build_datamodule(cfg.data, spec.stems, spec.audio.chunk_size, cfg.seed)
     o = cfg.optim
     module = SupervisedModule(spec, lr=o.lr, warmup_steps=o.warmup_steps, wave_weight=o.wave_weight,
