@@ -282,4 +282,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the importable module, not __main__: plug-ins listed under `imports:` register
+    # their loaders with `eval.pareto`, which would otherwise be a second copy of this module.
+    from eval.pareto import main as _main
+    _main()
