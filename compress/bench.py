@@ -27,8 +27,9 @@ from separation.audio import read_audio
 from separation.checkpoint import atomic_write_bytes, load_model
 from separation.errors import exit_on_user_error
 from separation.pretrained import MODELS_DIR
+from eval.benchlib import model_size_mb as size_mb
 
-from .common import crops_from_audio, null_db, size_mb
+from .common import crops_from_audio, null_db
 
 VARIANTS = ("fp32", "pruned_uniform50", "pruned_free50", "int8_weight_only", "int8_dynamic", "int8_static", "onnx")
 

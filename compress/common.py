@@ -83,22 +83,6 @@ def rendered_calibration(root, chunk_size: int, num_crops: int, seed: int = 0, s
     return torch.stack(crops)
 
 
-def tensor_bytes(t: torch.Tensor) -> int:
-    """Bytes a tensor really stores; for torchao's int8 tensor subclasses, those of their int8
-    data and scales (``numel * element_size`` would report the original float size)."""
-    if hasattr(t, "__tensor_flatten__") and type(t) is not torch.Tensor and not isinstance(t, torch.nn.Parameter):
-        names, _ = t.__tensor_flatten__()
-        return sum(tensor_bytes(getattr(t, n)) for n in names)
-    if isinstance(t, torch.nn.Parameter) and type(t.data) is not torch.Tensor:
-        return tensor_bytes(t.data)
-    return t.numel() * t.element_size()
-
-
-def size_mb(model: torch.nn.Module) -> float:
-    """MiB of parameters and buffers as stored (int8 where quantized)."""
-    return sum(tensor_bytes(t) for t in [*model.parameters(), *model.buffers()]) / 2**20
-
-
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

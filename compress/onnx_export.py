@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from separation.checkpoint import atomic_write_bytes
 from separation.config import ModelSpec
 from separation.errors import UserError
 from separation.model import STFT, TFC_TDF_net

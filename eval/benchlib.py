@@ -2,21 +2,50 @@
 peak RSS during a call, FLOPs of one chunk, a matmul peak, model size, test audio."""
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from separation import Runner
+from separation import ModelSpec, Runner, TFC_TDF_net, load_any
 from separation.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "separation" / "models" / "drumsep_5stems.yaml"
 
 FLOP_NOTE = ("gflop_per_audio_second = FLOPs of one chunk forward (torch.utils.flop_counter, convolutions "
              "and matmuls; the STFT is not counted) x sample_rate / step, step = chunk_size // num_overlap; "
              "achieved_gflops counts the chunks the runner really ran (incl. border padding).")
+
+
+def parse_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse a benchmark command line and apply ``--threads`` before any model is built."""
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def build_model(config: str | None = None, model: str | None = None, width: int | None = None,
+                seed: int = 0, weights: str | None = None):
+    """The one way eval/ builds a model: a registry name or checkpoint (``model``, with
+    ``config``/``weights`` if given), else ``config`` (default: the drumsep YAML) with random
+    weights seeded by ``seed``, optionally width-scaled (``num_channels = growth = width``).
+    Timing does not depend on the weights' values."""
+    if model:
+        return load_any(model, config, weights)
+    spec = ModelSpec.from_yaml(config or DEFAULT_CONFIG)
+    if width:
+        spec = spec.replace(model={"num_channels": width, "growth": width})
+    torch.manual_seed(seed)
+    return TFC_TDF_net(spec).eval()
 
 
 def machine_info() -> dict:
@@ -48,13 +77,16 @@ def machine_info() -> dict:
 
 
 class PeakRSS:
-    """Peak resident-memory growth (MiB) inside a ``with`` block.
+    """Resident memory inside a ``with`` block: ``peak_mb`` is the peak *growth* over the RSS at
+    entry (what the separation itself needs: the number compared between variants, reported as
+    ``peak_rss_mb``), ``total_mb`` the absolute peak of the process (``peak_rss_total_mb``: add
+    the interpreter, torch and whatever earlier variants left allocated).
 
     ``VmHWM``/``ru_maxrss`` are process-lifetime maxima, useless for the second of two variants
     timed in one process, so a daemon thread samples the current RSS every ``interval`` s."""
 
     def __init__(self, interval: float = 0.005):
-        self.interval, self.peak_mb = interval, 0.0
+        self.interval, self.peak_mb, self.total_mb = interval, 0.0, 0.0
         self._stop = threading.Event()
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._proc = os.path.exists("/proc/self/statm")
@@ -63,7 +95,8 @@ class PeakRSS:
         if self._proc:
             with open("/proc/self/statm") as fh:
                 return int(fh.read().split()[1]) * self._page
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # lifetime max: upper bound
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # lifetime max: an upper bound
+        return maxrss if sys.platform == "darwin" else maxrss * 1024  # bytes on macOS, KiB elsewhere
 
     def _sample(self):
         while not self._stop.is_set():
@@ -81,7 +114,17 @@ class PeakRSS:
         self._thread.join()
         self._peak = max(self._peak, self._rss())
         self.peak_mb = (self._peak - self._base) / 2**20
+        self.total_mb = self._peak / 2**20
         return False
+
+
+def time_call(fn) -> tuple[object, float, PeakRSS]:
+    """Run ``fn()``; returns (result, seconds, the :class:`PeakRSS` of the call)."""
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+    return result, seconds, rss
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -111,14 +154,37 @@ def count_chunk_flops(model, chunk_size: int, channels: int = 2, device="cpu") -
     return float(counter.get_total_flops()) or None
 
 
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes a tensor really stores; for torchao's int8 tensor subclasses, those of their int8
+    data and scales (``numel * element_size`` would report the original float size)."""
+    if hasattr(t, "__tensor_flatten__") and type(t) is not torch.Tensor and not isinstance(t, torch.nn.Parameter):
+        names, _ = t.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(t, n)) for n in names)
+    if isinstance(t, torch.nn.Parameter) and type(t.data) is not torch.Tensor:
+        return tensor_bytes(t.data)
+    return t.numel() * t.element_size()
+
+
+def model_size_mb(model: torch.nn.Module) -> float:
+    """MiB of parameters and buffers as stored (int8 where quantized)."""
+    return sum(tensor_bytes(t) for t in [*model.parameters(), *model.buffers()]) / 2**20
+
+
+def warm_up(runner: Runner, channels: int = 2) -> None:
+    """One untimed batch through exactly what the runner will call (compiled graph, autocast,
+    device), so first-call costs (torch.compile, ONNX session set-up, allocator growth) stay
+    out of the timings."""
+    with torch.inference_mode(), runner._autocast():
+        runner.model(torch.zeros(runner.batch_size, channels, runner.chunk_size, device=runner.device))
+
+
 def model_stats(model, chunk_size: int, num_overlap: int, sample_rate: int = 44100, device="cpu") -> dict:
     """``params``, ``size_mb`` (tensor bytes), ``gflop_per_chunk`` and ``gflop_per_audio_second``.
 
     Non-``nn.Module`` callables (ONNX) may expose ``num_params`` / ``size_mb`` attributes."""
     if isinstance(model, torch.nn.Module):
         params = sum(p.numel() for p in model.parameters())
-        tensors = list(model.parameters()) + list(model.buffers())
-        size_mb = sum(t.numel() * t.element_size() for t in tensors) / 2**20
+        size_mb = model_size_mb(model)
     else:
         params, size_mb = getattr(model, "num_params", None), getattr(model, "size_mb", None)
     flops = count_chunk_flops(model, chunk_size, device=device)

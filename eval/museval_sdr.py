@@ -12,7 +12,12 @@ Silence, which drums have a lot of (a track without toms, a bar without cymbals)
 * a track whose reference stem is silent as a whole (RMS below ``threshold_db``, default
   -60 dBFS, :func:`eval.metrics.active_mask`) has no defined SDR for that stem: it is
   *excluded* from that stem's aggregate, and so is a stem whose every frame is NaN. The number
-  of excluded tracks per stem is reported as ``excluded``.
+  of excluded tracks per stem is reported as ``excluded``;
+* an estimate that is exactly silent for a whole track where the reference plays (museval
+  refuses such input) is not excluded but scored: SDR 0 dB, the value of a silent estimate
+  (``10 log10(|s|^2 / |s - 0|^2)``), with SIR/ISR/SAR undefined (None). Excluding it would
+  reward a model for giving up on a stem. Frames where only the estimate is silent stay NaN,
+  as in museval.
 
 ``mode="per_stem"`` (default) evaluates each stem as a two-source problem, the stem against
 the sum of the other stems. Why: in ``mode="joint"`` (all five stems in one museval call)
@@ -29,9 +34,10 @@ benchmark only separated the first ``max_seconds``.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +48,9 @@ from separation.errors import UserError
 from .metrics import active_mask, utterance_sdr
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")  # museval.evaluate returns SDR, ISR, SIR, SAR
+# Part of every cache key: bump when evaluate_track's semantics change, so old caches are not reused.
+EVAL_VERSION = 2
+SILENT_ESTIMATE = {"SDR": 0.0, "SIR": None, "ISR": None, "SAR": None}  # see the module docstring
 WIN = HOP = 44100
 
 
@@ -59,6 +68,17 @@ def list_tracks(directory: str | os.PathLike, stems) -> list[str]:
         raise UserError(f"{directory} is not a folder of tracks (expected {directory}/<track>/<stem>.wav).")
     return sorted(d.name for d in directory.iterdir()
                   if d.is_dir() and any((d / f"{s}.wav").is_file() for s in stems))
+
+
+def check_references(reference_dir: Path, tracks, stems) -> None:
+    """Every track needs a reference folder with at least one stem file: a missing stem is
+    silence, but a wrong folder would otherwise score as "every stem silent" without a word."""
+    for track in tracks:
+        folder = reference_dir / track
+        if not folder.is_dir():
+            raise UserError(f"reference folder {folder} is missing for estimated track {track!r}.")
+        if not any((folder / f"{s}.wav").is_file() for s in stems):
+            raise UserError(f"reference folder {folder} has none of {', '.join(f'{s}.wav' for s in stems)}.")
 
 
 def _load_pair(ref_dir: Path, est_dir: Path, stems) -> tuple[np.ndarray, np.ndarray]:
@@ -109,15 +129,22 @@ def evaluate_track(refs: np.ndarray, ests: np.ndarray, stems, win: int = WIN, ho
     idx = [i for i, a in enumerate(active) if a]
     if not idx:
         return out
+    silent = [i for i in idx if not np.any(ests[i])]
+    for i in silent:
+        out[stems[i]] = dict(SILENT_ESTIMATE)
+    idx = [i for i in idx if i not in silent]
     if mode == "joint":
-        frames = _museval(refs[idx], ests[idx], win, hop)
-        for k, i in enumerate(idx):
-            out[stems[i]] = _frame_median(frames[:, k])
+        if idx:
+            frames = _museval(refs[idx], ests[idx], win, hop)
+            for k, i in enumerate(idx):
+                out[stems[i]] = _frame_median(frames[:, k])
         return out
     for i in idx:
         rest_ref = refs.sum(0) - refs[i]
         rest_est = ests.sum(0) - ests[i]
-        if not np.any(rest_ref):  # only this stem plays: nothing to interfere, one source
+        # Only this stem plays, or every other estimate is silent: evaluate it as one source
+        # (museval refuses a silent source; SDR and ISR depend on the stem's own reference only).
+        if not np.any(rest_ref) or not np.any(rest_est):
             frames = _museval(refs[i:i + 1], ests[i:i + 1], win, hop)[:, 0]
         else:
             frames = _museval(np.stack([refs[i], rest_ref]), np.stack([ests[i], rest_est]), win, hop)[:, 0]
@@ -137,7 +164,8 @@ def _track_key(ref_dir: Path, est_dir: Path, stems, settings: dict, cache_key: s
     # Content hashes, not mtimes: the Pareto step rewrites identical estimates on re-runs.
     files = {f"{side}/{s}": (_sha256(p) if p.is_file() else None)
              for side, d in (("ref", ref_dir), ("est", est_dir)) for s in stems for p in [d / f"{s}.wav"]}
-    blob = json.dumps({"cache_key": cache_key, "track": ref_dir.name, "settings": settings, "files": files},
+    blob = json.dumps({"cache_key": cache_key, "track": ref_dir.name, "settings": settings, "files": files,
+                       "eval_version": EVAL_VERSION, "museval": importlib.metadata.version("museval")},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -192,9 +220,7 @@ def evaluate_folders(reference_dir, estimate_dir, stems, jobs: int | None = None
     tracks = tracks if tracks is not None else list_tracks(estimate_dir, stems)
     if not tracks:
         raise UserError(f"{estimate_dir} holds no track folders with {stems[0]}.wav etc. to evaluate.")
-    for track in tracks:
-        if not (reference_dir / track).is_dir():
-            raise UserError(f"reference folder {reference_dir / track} is missing for estimated track {track!r}.")
+    check_references(reference_dir, tracks, stems)
     settings = {"win": win, "hop": hop, "mode": mode, "threshold_db": threshold_db, "stems": stems}
     per_track, todo, keys = {}, [], {}
     cache = Path(cache_dir) if cache_dir else None
@@ -208,18 +234,23 @@ def evaluate_folders(reference_dir, estimate_dir, stems, jobs: int | None = None
         todo.append(track)
     jobs = max(1, min(jobs or available_cores(), len(todo) or 1))
     args = [(str(reference_dir / t), str(estimate_dir / t), stems, settings) for t in todo]
-    if jobs == 1:  # no pool: cheaper for one track and easier to debug
-        results = [_worker(*a) for a in args]
-    else:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(_worker, *zip(*args)))
-    for track, res in zip(todo, results):
+
+    def finished(track: str, res: dict) -> None:  # cached at once: a later failure loses nothing
         per_track[track] = res
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
             tmp = cache / f".{track}.{keys[track]}.json.part"
             tmp.write_text(json.dumps(res))
             os.replace(tmp, cache / f"{track}.{keys[track]}.json")
+
+    if jobs == 1:  # no pool: cheaper for one track and easier to debug
+        for track, a in zip(todo, args):
+            finished(track, _worker(*a))
+    else:
+        with ProcessPoolExecutor(jobs) as pool:
+            futures = {pool.submit(_worker, *a): track for track, a in zip(todo, args)}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
     out = aggregate({t: per_track[t] for t in tracks}, stems)
     out.update(per_track={t: per_track[t] for t in tracks}, settings=settings,
                cache={"hits": len(tracks) - len(todo), "computed": len(todo)})
@@ -233,6 +264,7 @@ def utterance_sdr_folders(reference_dir, estimate_dir, stems, threshold_db: floa
     Same silence rule and return layout as :func:`evaluate_folders` (metric ``SDR`` only)."""
     reference_dir, estimate_dir, stems = Path(reference_dir), Path(estimate_dir), list(stems)
     tracks = tracks if tracks is not None else list_tracks(estimate_dir, stems)
+    check_references(reference_dir, tracks, stems)
     per_track = {}
     for track in tracks:
         refs, ests = _load_pair(reference_dir / track, estimate_dir / track, stems)

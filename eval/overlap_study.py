@@ -18,19 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-
-import torch
 
 from separation import STEMS
 from separation.audio import read_audio, write_audio
 from separation.errors import UserError, exit_on_user_error
 
-from .benchlib import PeakRSS, machine_info, model_stats, runner_for
+from .benchlib import build_model, machine_info, model_stats, parse_cli, runner_for, time_call, warm_up
 from .museval_sdr import evaluate_folders, utterance_sdr_folders
 from .pareto import find_tracks, has_ground_truth
-from .speed import build_model
+from .report import write_text_atomic
 
 OVERLAPS = (1, 2, 4, 8)
 WINDOWS = ("msst", "hann")
@@ -67,17 +64,15 @@ def run_overlap_study(model, dataset: dict, out, overlaps=OVERLAPS, chunks=CHUNK
         runner = runner_for(model, {"chunk_size": size, "num_overlap": num_overlap, "window": window,
                                     "batch_size": batch_size})
         name = f"{label}_{window}_o{num_overlap}"
-        if size not in flops:  # one counted forward per chunk size (it also warms up that shape)
+        if size not in flops:  # one counted forward and one warm-up batch per chunk size
             flops[size] = model_stats(model, size, 1)
+            warm_up(runner)
         stats = {**flops[size], "gflop_per_audio_second": (flops[size]["gflop_per_audio_second"] or 0) * num_overlap
                  or None}
         seconds, peak = 0.0, 0.0
         for track, mix in mixes.items():
-            with PeakRSS() as rss:
-                start = time.perf_counter()
-                est = runner.separate(mix)
-                seconds += time.perf_counter() - start
-            peak = max(peak, rss.peak_mb)
+            est, took, rss = time_call(lambda: runner.separate(mix))
+            seconds, peak = seconds + took, max(peak, rss.peak_mb)
             for stem, audio in zip(stems, est):
                 write_audio(out / "estimates" / name / track / f"{stem}.wav", audio)
         print(f"[overlap] {name}: {seconds:.1f} s", file=sys.stderr)
@@ -123,14 +118,17 @@ def markdown(study: dict) -> str:
 
 
 def write_study(study: dict, out) -> None:
+    import matplotlib.pyplot as plt
+
     from .plots import plot_overlap
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "overlap_study.json").write_text(json.dumps(study, indent=2))
-    (out / "overlap_study.md").write_text(markdown(study))
+    write_text_atomic(out / "overlap_study.json", json.dumps(study, indent=2))
+    write_text_atomic(out / "overlap_study.md", markdown(study))
     fig = plot_overlap(study["rows"])
     fig.savefig(out / "overlap_study.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,10 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = build_model(args.config, args.model, None)
+    args = parse_cli(build_parser(), argv)
+    model = build_model(args.config, args.model)
     data = Path(args.data)
     dataset = {"root": str(data), "split": args.split} if (data / args.split).is_dir() else {"folder": str(data)}
     dataset.update(max_tracks=args.max_tracks, max_seconds=args.max_seconds)

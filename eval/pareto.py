@@ -28,20 +28,19 @@ import importlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 import yaml
 
-from separation import STEMS, ModelSpec, TFC_TDF_net, load_any
+from separation import STEMS
 from separation.audio import read_audio, write_audio
 from separation.errors import UserError, exit_on_user_error
 
-from .benchlib import PeakRSS, machine_info, model_stats, runner_for
+from .benchlib import build_model, machine_info, model_stats, runner_for, time_call, warm_up
 from .museval_sdr import evaluate_folders, utterance_sdr_folders
-from .report import write_tables
+from .report import write_tables, write_text_atomic
 
 KINDS = ("teacher", "student", "pruned", "int8", "onnx", "other")
 LOADERS: dict[str, Callable[[dict], object]] = {}
@@ -61,12 +60,8 @@ def load_checkpoint_or_random(entry: dict):
     if model in (None, "random"):
         if not config:
             raise UserError(f"variant {entry.get('name')!r} has no model and no config; give one of them.")
-        torch.manual_seed(int(entry.get("seed", 0)))
-        spec = ModelSpec.from_yaml(config)
-        if entry.get("width"):
-            spec = spec.replace(model={"num_channels": entry["width"], "growth": entry["width"]})
-        return TFC_TDF_net(spec).eval()
-    return load_any(str(model), config, entry.get("weights"))
+        return build_model(config, width=entry.get("width"), seed=int(entry.get("seed", 0)))
+    return build_model(config, str(model), weights=entry.get("weights"))
 
 
 for _kind in ("teacher", "student", "pruned", "other"):
@@ -105,10 +100,20 @@ def has_ground_truth(tracks, stems) -> bool:
 
 
 # ------------------------------------------------------------------------------ separation
+def _file_stamp(path) -> list | None:
+    """(size, mtime) of a file named in a config, None for names that are not files."""
+    if not path or not Path(str(path)).is_file():
+        return None
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
 def _settings_key(entry: dict, max_seconds) -> str:
-    model = entry.get("model")
-    stamp = os.stat(model).st_mtime_ns if model and Path(str(model)).is_file() else None
-    blob = json.dumps({"entry": entry, "max_seconds": max_seconds, "stamp": stamp}, sort_keys=True, default=str)
+    """What a stored estimate and its timing depend on: the variant's entry, the files it names
+    (checkpoint, config, weights) and the thread count the timing was taken with."""
+    stamps = {k: _file_stamp(entry.get(k)) for k in ("model", "config", "weights")}
+    blob = json.dumps({"entry": entry, "max_seconds": max_seconds, "stamps": stamps,
+                       "threads": torch.get_num_threads()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -118,34 +123,38 @@ def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=N
     Timing covers ``Runner.separate`` only (not file IO); per track it is stored in
     ``timing.json`` beside the stems so an interrupted run resumes where it stopped."""
     runner = runner_for(model, entry.get("runner") or {})
-    stats = model_stats(model, runner.chunk_size, runner.num_overlap)  # one forward: also the warm-up
+    stats = model_stats(model, runner.chunk_size, runner.num_overlap, device=runner.device)
+    warm_up(runner)
     key = _settings_key(entry, max_seconds)
-    seconds = audio_seconds = peak = 0.0
+    seconds = audio_seconds = peak = peak_total = 0.0
     resumed = 0
     for track, folder in tracks:
         dest = out / track
         timing_path = dest / "timing.json"
+        mixture = _file_stamp(folder / "mixture.wav")
         if resume and timing_path.is_file() and all((dest / f"{s}.wav").is_file() for s in stems):
             timing = json.loads(timing_path.read_text())
-            if timing.get("key") == key:
+            if timing.get("key") == key and timing.get("mixture") == mixture:
                 seconds, audio_seconds = seconds + timing["seconds"], audio_seconds + timing["audio_seconds"]
                 peak, resumed = max(peak, timing["peak_rss_mb"]), resumed + 1
+                peak_total = max(peak_total, timing.get("peak_rss_total_mb", 0.0))
                 continue
         mix, sr = read_audio(folder / "mixture.wav")
         if max_seconds:
             mix = mix[:, : int(max_seconds * sr)]
-        with PeakRSS() as rss:
-            start = time.perf_counter()
-            est = runner.separate(mix)
-            took = time.perf_counter() - start
+        est, took, rss = time_call(lambda: runner.separate(mix))
         if est.shape[0] != len(stems):
             raise UserError(f"variant {entry['name']!r} returns {est.shape[0]} stems, the teacher {len(stems)}.")
+        timing_path.unlink(missing_ok=True)  # stems being rewritten are not a finished track
         for stem, audio in zip(stems, est):
             write_audio(dest / f"{stem}.wav", audio, sr)
-        timing = {"key": key, "seconds": took, "audio_seconds": mix.shape[-1] / sr, "peak_rss_mb": rss.peak_mb}
-        timing_path.write_text(json.dumps(timing))
+        timing = {"key": key, "mixture": mixture, "seconds": took, "audio_seconds": mix.shape[-1] / sr,
+                  "peak_rss_mb": rss.peak_mb, "peak_rss_total_mb": rss.total_mb}
+        write_text_atomic(timing_path, json.dumps(timing))
         seconds, audio_seconds, peak = seconds + took, audio_seconds + timing["audio_seconds"], max(peak, rss.peak_mb)
-    return stats, {"seconds": seconds, "audio_seconds": audio_seconds, "peak_rss_mb": peak, "tracks_resumed": resumed,
+        peak_total = max(peak_total, rss.total_mb)
+    return stats, {"seconds": seconds, "audio_seconds": audio_seconds, "peak_rss_mb": peak,
+            "peak_rss_total_mb": peak_total, "tracks_resumed": resumed,
             "num_overlap": runner.num_overlap, "batch_size": runner.batch_size, "chunk_size": runner.chunk_size,
             "precision": runner.precision, "window": runner.window_kind, "device": str(runner.device)}
 
@@ -203,7 +212,11 @@ def _run(cfg: dict) -> list[dict]:
     variants = sorted(variants, key=lambda v: v["name"] != teacher)  # teacher first: its stems name the rest
     for entry in variants:  # phase 1: separation and timing only, nothing else competes for the CPU
         model = load_variant(entry)
-        stems = stems or list(getattr(model, "stems", None) or STEMS)
+        own = getattr(model, "stems", None)
+        stems = stems or list(own or STEMS)
+        if own and list(own) != stems:  # same count, other order: every file would be mislabelled
+            raise UserError(f"variant {entry['name']!r} has stems {list(own)}, the teacher {stems}; "
+                            "export it with the teacher's stem order.")
         print(f"[pareto] separating {len(tracks)} tracks with {entry['name']}", file=sys.stderr)
         stats[entry["name"]], timings[entry["name"]] = separate_variant(
             entry, model, tracks, out / "estimates" / entry["name"], stems, dataset.get("max_seconds"), resume)
@@ -232,8 +245,7 @@ def _run(cfg: dict) -> list[dict]:
         if name != teacher and ev["fidelity"]:
             detail["fidelity"] = evaluate_folders(out / "estimates" / teacher, est, cache_key=f"fid:{name}", **common)
             row["fidelity_sdr"] = detail["fidelity"]["sdr"]
-        (out / "eval").mkdir(parents=True, exist_ok=True)
-        (out / "eval" / f"{name}.json").write_text(json.dumps(detail, indent=1))
+        write_text_atomic(out / "eval" / f"{name}.json", json.dumps(detail, indent=1))
         rows.append(row)
     base_row = rows[0]
     for row in rows:

@@ -25,7 +25,8 @@ def run_seed_cases(model, name: str, runner_kwargs: dict, durations: list[float]
     import sys
     from pathlib import Path
 
-    from .speed import add_preprocess, benchmark_variants, time_call
+    from .benchlib import time_call
+    from .speed import add_preprocess, benchmark_variants
     from separation.audio import resample, to_stereo
 
     cases = ({f"{d:g}s": d for d in durations} if durations else DURATIONS)
@@ -49,15 +50,29 @@ def run_seed_cases(model, name: str, runner_kwargs: dict, durations: list[float]
             "command": " ".join([Path(sys.executable).name, "-m", "eval.speed", *sys.argv[1:]])}
 
 
+COLUMNS = ("case", "audio s", "preprocess s", "total s", "s / audio min", "RTF", "peak RSS MB")
+
+
+def _cells(r: dict) -> list[str]:
+    return [r["case"], f"{r['audio_seconds']:.1f}", f"{r['preprocess_seconds']:.2f}", f"{r['seconds']:.1f}",
+            f"{r['seconds_per_audio_minute']:.1f}", f"{r['rtf']:.3f}", f"{r['peak_rss_mb']:.0f}"]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The same table as :func:`print_table`, as Markdown for results/ and the README."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def print_table(rows: list[dict]) -> None:
     """A rich table on stderr (stdout stays pure JSON)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="seed cases (end to end: resample + stereo + runner)")
-    for col in ("case", "audio s", "preprocess s", "total s", "s / audio min", "RTF", "peak RSS MB"):
+    for col in COLUMNS:
         table.add_column(col, justify="right" if col != "case" else "left")
     for r in rows:
-        table.add_row(r["case"], f"{r['audio_seconds']:.1f}", f"{r['preprocess_seconds']:.2f}", f"{r['seconds']:.1f}",
-                      f"{r['seconds_per_audio_minute']:.1f}", f"{r['rtf']:.3f}", f"{r['peak_rss_mb']:.0f}")
+        table.add_row(*_cells(r))
     Console(stderr=True).print(table)

@@ -17,24 +17,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from separation import ModelSpec, TFC_TDF_net, load_any
 from separation.audio import resample, to_stereo
 from separation.errors import UserError, exit_on_user_error
 from separation.runner import ChunkPlan
 
-from .benchlib import (FLOP_NOTE, PeakRSS, count_chunk_flops, machine_info, matmul_peak_gflops,
-                       model_stats, runner_for, synthetic_mix)
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO_ROOT / "separation" / "models" / "drumsep_5stems.yaml"
+from .benchlib import (DEFAULT_CONFIG, FLOP_NOTE, REPO_ROOT, build_model,
+                       machine_info, matmul_peak_gflops, model_stats, parse_cli, runner_for, synthetic_mix,
+                       time_call, warm_up)
+from .report import write_text_atomic
 
 
 def load_reference_runner():
@@ -47,15 +42,6 @@ def load_reference_runner():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.reference_separate
-
-
-def time_call(fn) -> tuple[object, float, float]:
-    """Run ``fn()``; returns (result, seconds, peak RSS growth in MiB during the call)."""
-    with PeakRSS() as rss:
-        start = time.perf_counter()
-        result = fn()
-        seconds = time.perf_counter() - start
-    return result, seconds, rss.peak_mb
 
 
 def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | None = None,
@@ -84,16 +70,16 @@ def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | No
         key = (name, runner.chunk_size, runner.num_overlap)
         fresh = key not in stats_cache
         if fresh:
-            stats_cache[key] = model_stats(model, runner.chunk_size, runner.num_overlap, sample_rate)
+            stats_cache[key] = model_stats(model, runner.chunk_size, runner.num_overlap, sample_rate,
+                                           device=runner.device)
         stats = stats_cache[key]
-        if warmup and not (fresh and stats["gflop_per_audio_second"]):  # a FLOP count is a warm-up
-            with torch.inference_mode():
-                runner.model(torch.zeros(1, mix.shape[0], runner.chunk_size, device=runner.device))
+        if warmup:
+            warm_up(runner, mix.shape[0])
         out, seconds, rss = time_call(lambda: runner.separate(mix))
         row = {"variant": name, **stats,
                "seconds": seconds, "audio_seconds": audio_seconds,
                "seconds_per_audio_minute": seconds / audio_seconds * 60, "rtf": seconds / audio_seconds,
-               "peak_rss_mb": rss, "num_overlap": runner.num_overlap, "batch_size": runner.batch_size,
+               "peak_rss_mb": rss.peak_mb, "peak_rss_total_mb": rss.total_mb, "num_overlap": runner.num_overlap, "batch_size": runner.batch_size,
                "chunk_size": runner.chunk_size, "window": runner.window_kind, "precision": runner.precision,
                "device": str(runner.device), "matmul_peak_gflops": peak}
         gf = stats["gflop_per_chunk"]
@@ -119,7 +105,7 @@ def time_reference(model, mix, runner, runner_out, audio_seconds) -> dict:
         return {"skipped": "the reference implementation only knows the msst window on the CPU"}
     out, seconds, rss = time_call(lambda: reference(model, mix, runner.chunk_size, runner.num_overlap))
     return {"seconds": seconds, "seconds_per_audio_minute": seconds / audio_seconds * 60,
-            "peak_rss_mb": rss, "max_abs_diff_vs_runner": float(np.abs(out - runner_out).max())}
+            "peak_rss_mb": rss.peak_mb, "peak_rss_total_mb": rss.total_mb, "max_abs_diff_vs_runner": float(np.abs(out - runner_out).max())}
 
 
 def add_preprocess(row: dict, pre_seconds: float, audio: dict) -> dict:
@@ -131,18 +117,6 @@ def add_preprocess(row: dict, pre_seconds: float, audio: dict) -> dict:
     row["seconds_per_audio_minute"] = row["seconds"] / row["audio_seconds"] * 60
     row["rtf"] = row["seconds"] / row["audio_seconds"]
     return row
-
-
-def build_model(config: str | None, model: str | None, width: int | None, seed: int = 0):
-    """A checkpoint/registry model, or a random-init model from a YAML (optionally width-scaled:
-    ``num_channels = growth = width``)."""
-    if model:
-        return load_any(model, config)
-    spec = ModelSpec.from_yaml(config or DEFAULT_CONFIG)
-    if width:
-        spec = spec.replace(model={"num_channels": width, "growth": width})
-    torch.manual_seed(seed)
-    return TFC_TDF_net(spec).eval()
 
 
 def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, channels: int = 2,
@@ -190,9 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_cli(build_parser(), argv)
     if args.seconds <= 0:
         raise UserError("--seconds must be positive.")
     if args.preset == "seed_cases" and args.width is None and not args.model and not args.config:
@@ -205,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.chunk_size:
         runner_kwargs["chunk_size"] = args.chunk_size
     if args.preset == "seed_cases":
-        from .seed_cases import print_table, run_seed_cases
+        from .seed_cases import markdown_table, print_table, run_seed_cases
         report = run_seed_cases(model, name, runner_kwargs, durations=args.durations)
         print_table(report["cases"])
     else:
@@ -213,10 +185,9 @@ def main(argv: list[str] | None = None) -> None:
                               reference_impl=not args.no_reference)
     text = json.dumps(report, indent=2)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(args.out).with_suffix(".json.part")
-        tmp.write_text(text)
-        os.replace(tmp, args.out)
+        write_text_atomic(args.out, text)
+        if args.preset == "seed_cases":
+            write_text_atomic(Path(args.out).with_suffix(".md"), markdown_table(report["cases"]))
     print(text)
 
 

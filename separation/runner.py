@@ -142,7 +142,16 @@ class Runner:
             for block in self.iter_blocks(mix):
                 sink(block)
             return None
-        return np.concatenate(list(self.iter_blocks(mix)), axis=-1)
+        # Fill one preallocated array: collecting the blocks and concatenating them would hold
+        # the whole output twice (2.2 GB instead of 1.1 GB for a 10-minute mix).
+        result, filled = None, 0
+        for block in self.iter_blocks(mix):
+            if result is None:
+                result = np.empty(block.shape[:-1] + (mix.shape[-1],), dtype=np.float32)
+            result[..., filled:filled + block.shape[-1]] = block
+            filled += block.shape[-1]
+        assert filled == mix.shape[-1], (filled, mix.shape)
+        return result
 
     def iter_blocks(self, mix) -> Iterator[np.ndarray]:
         mix = torch.as_tensor(np.asarray(mix, dtype=np.float32) if not isinstance(mix, torch.Tensor) else mix)

@@ -29,6 +29,23 @@ def test_museval_matches_hand_computed_sdr(mode):
         assert set(out[stem]) == {"SDR", "SIR", "ISR", "SAR"}
 
 
+@pytest.mark.parametrize("mode", ["per_stem", "joint"])
+def test_silent_estimate_of_an_active_stem_scores_zero_db(mode):
+    # museval refuses an all-zero estimate; a model that gives up on a stem must be scored
+    # (0 dB, the SDR of silence), not crash the run or drop out of the average.
+    rng = np.random.default_rng(3)
+    refs = (0.1 * rng.standard_normal((3, 2, 2 * SR))).astype(np.float32)
+    ests = noisy_copy(refs, 10.0, rng)
+    ests[1] = 0
+    out = evaluate_track(refs, ests, ["a", "b", "c"], mode=mode)
+    assert out["b"] == {"SDR": 0.0, "SIR": None, "ISR": None, "SAR": None}
+    for stem in "ac":
+        assert out[stem]["SDR"] == pytest.approx(10.0, abs=0.1)
+    ests[2] = 0  # now every estimate but "a" is silent: "a" is still scored
+    out = evaluate_track(refs, ests, ["a", "b", "c"], mode=mode)
+    assert out["a"]["SDR"] == pytest.approx(10.0, abs=0.1) and out["c"]["SDR"] == 0.0
+
+
 def write_tracks(root, refs_by_track, ests_by_track, stems):
     for track, refs in refs_by_track.items():
         for stem, ref, est in zip(stems, refs, ests_by_track[track]):
@@ -71,3 +88,15 @@ def test_cache_skips_unchanged_tracks(tmp_path):
     third = evaluate_folders(tmp_path / "ref", tmp_path / "est", **kwargs)
     assert third["cache"] == {"hits": 1, "computed": 1}
     assert third["per_track"]["t1"]["kick"]["SDR"] == pytest.approx(20.0, abs=0.2)
+
+
+def test_reference_folder_without_stems_is_an_error(tmp_path):
+    from separation.errors import UserError
+    rng = np.random.default_rng(4)
+    refs = {"t0": (0.1 * rng.standard_normal((2, 2, SR))).astype(np.float32)}
+    write_tracks(tmp_path, refs, refs, ["kick", "snare"])
+    for f in (tmp_path / "ref" / "t0").iterdir():
+        f.rename(f.with_name("Kick-" + f.name))  # misnamed stems: would read as "all silent"
+    for fn in (evaluate_folders, utterance_sdr_folders):
+        with pytest.raises(UserError, match="has none of kick.wav, snare.wav"):
+            fn(tmp_path / "ref", tmp_path / "est", ["kick", "snare"])

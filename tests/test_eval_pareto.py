@@ -138,3 +138,69 @@ def test_notebooks_execute(pareto_run, notebook, params, tmp_path):
     assert all(not c.get("outputs") for c in json.loads(source.read_text())["cells"]), "commit notebooks clean"
     papermill.execute_notebook(str(source), str(tmp_path / notebook), parameters=params(tmp, cfg),
                                cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False)
+
+
+PLUGIN = '''
+"""A loader plug-in as a user would write one: registers a kind with eval.pareto on import."""
+from pathlib import Path
+
+import torch
+
+from eval.pareto import register_loader
+from separation import load_any
+
+
+class Wrapped(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def load(entry):
+    Path(entry["marker"]).write_text(entry["name"])
+    return Wrapped(load_any(entry["model"]))
+
+
+register_loader("cli_plugin", load)
+'''
+
+
+def _run_pareto_cli(cfg: dict, tmp: Path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    path = tmp / f"{Path(cfg['out_dir']).name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp / "plugins"), str(REPO)]), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "eval.pareto", str(path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_pareto_cli_with_imported_plugin(pareto_run):
+    """`python -m eval.pareto` (the __main__ path) must use the loaders that modules under
+    `imports:` register: they register with `eval.pareto`, not with a second `__main__` copy."""
+    cfg, _, tmp = pareto_run
+    (tmp / "plugins").mkdir(exist_ok=True)
+    (tmp / "plugins" / "my_loader_plugin.py").write_text(PLUGIN)
+    marker = tmp / "plugin_was_called"
+    teacher, student = cfg["variants"]
+    cli_cfg = {**cfg, "out_dir": str(tmp / "out_cli"), "imports": ["my_loader_plugin"],
+               "variants": [teacher, {**student, "name": "plugged", "kind": "cli_plugin", "marker": str(marker)}]}
+    proc = _run_pareto_cli(cli_cfg, tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert marker.read_text() == "plugged"
+    assert "| plugged |" in proc.stdout
+    data = json.loads((tmp / "out_cli" / "results.json").read_text())
+    assert [r["variant"] for r in data["variants"]] == ["teacher", "plugged"]
+    assert data["variants"][1]["fidelity_sdr"]["mean"] is not None
+
+    bad = {**cli_cfg, "out_dir": str(tmp / "out_cli_bad"), "imports": ["no_such_plugin_module"]}
+    proc = _run_pareto_cli(bad, tmp)
+    assert proc.returncode == 2
+    assert "no_such_plugin_module" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp / "out_cli_bad" / "results.json").exists()

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
