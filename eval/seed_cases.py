@@ -50,12 +50,14 @@ def run_seed_cases(model, name: str, runner_kwargs: dict, durations: list[float]
             "command": " ".join([Path(sys.executable).name, "-m", "eval.speed", *sys.argv[1:]])}
 
 
-COLUMNS = ("case", "audio s", "preprocess s", "total s", "s / audio min", "RTF", "peak RSS MB")
+COLUMNS = ("case", "audio s", "preprocess s", "total s", "s / audio min", "RTF", "RSS growth MB", "peak RSS MB")
 
 
 def _cells(r: dict) -> list[str]:
+    total = r.get("peak_rss_total_mb")  # absent in reports written before it was recorded
     return [r["case"], f"{r['audio_seconds']:.1f}", f"{r['preprocess_seconds']:.2f}", f"{r['seconds']:.1f}",
-            f"{r['seconds_per_audio_minute']:.1f}", f"{r['rtf']:.3f}", f"{r['peak_rss_mb']:.0f}"]
+            f"{r['seconds_per_audio_minute']:.1f}", f"{r['rtf']:.3f}", f"{r['peak_rss_mb']:.0f}",
+            f"{total:.0f}" if total is not None else "–"]
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -141,27 +141,18 @@ def test_notebooks_execute(pareto_run, notebook, params, tmp_path):
 
 
 PLUGIN = '''
-"""A loader plug-in as a user would write one: registers a kind with eval.pareto on import."""
+"""A loader plug-in as a user would write one: registers a kind with eval.pareto on import and
+returns a plain callable (no nn.Module, no .spec), which the runner accepts too."""
 from pathlib import Path
-
-import torch
 
 from eval.pareto import register_loader
 from separation import load_any
 
 
-class Wrapped(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x)
-
-
 def load(entry):
     Path(entry["marker"]).write_text(entry["name"])
-    return Wrapped(load_any(entry["model"]))
+    net = load_any(entry["model"])
+    return lambda mix: net(mix)
 
 
 register_loader("cli_plugin", load)

@@ -63,5 +63,5 @@ def test_seed_cases_preset_smoke(tmp_path):
     assert {c["audio"]["sample_rate"] for c in report["cases"]} == {22050, 44100, 48000}
     assert all(c["seconds"] >= c["preprocess_seconds"] for c in report["cases"])
     table = out.with_suffix(".md").read_text().splitlines()
-    assert table[0].startswith("| case") and len(table) == 2 + 6
+    assert table[0].startswith("| case") and "peak RSS MB" in table[0] and len(table) == 2 + 6
     assert table[2].startswith("| 0.1s 22.05kHz mono |")
