@@ -65,3 +65,12 @@ def test_seed_cases_preset_smoke(tmp_path):
     table = out.with_suffix(".md").read_text().splitlines()
     assert table[0].startswith("| case") and "peak RSS MB" in table[0] and len(table) == 2 + 6
     assert table[2].startswith("| 0.1s 22.05kHz mono |")
+
+
+def test_runner_memory_benchmark_reports_both_ways(capsys):
+    from eval.runner_memory import main as memory_main
+    memory_main(["--seconds", "3", "--chunk-size", "8192"])
+    report = json.loads(capsys.readouterr().out)
+    assert [r["way"] for r in report["rows"]] == ["preallocated", "concatenate"]
+    assert report["rows"][0]["output_mb"] == report["rows"][1]["output_mb"] == pytest.approx(5 * 2 * 3 * 44100 * 4 / 2**20)
+    assert report["peak_rss_ratio_concatenate_vs_preallocated"] > 0
