@@ -68,6 +68,27 @@ for _kind in ("teacher", "student", "pruned", "other"):
     register_loader(_kind, load_checkpoint_or_random)
 
 
+def stored_file_mb(entry: dict) -> float | None:
+    """MiB on disk of the file a variant is loaded from as stored (checkpoint, registry file,
+    .onnx); None when the variant is made at load time (``prune:``/``quant:``, int8 recipes,
+    ONNX exported on the fly, random weights), whose base file would say nothing about it."""
+    from separation.pretrained import REGISTRY, resolve
+
+    model = entry.get("model")
+    kind = entry.get("kind", "other")
+    if not model or model == "random" or entry.get("prune") or entry.get("quant") or kind == "int8":
+        return None
+    if kind == "onnx" and not str(model).endswith(".onnx"):
+        return None
+    path = Path(str(model))
+    if not path.is_file() and model in REGISTRY:
+        try:
+            path = resolve(model, entry.get("weights"), allow_download=False)[0]
+        except Exception:  # not cached here: no size rather than a download
+            return None
+    return path.stat().st_size / 2**20 if path.is_file() else None
+
+
 def load_variant(entry: dict):
     kind = entry.get("kind", "other")
     if kind not in LOADERS:
@@ -231,6 +252,7 @@ def _run(cfg: dict) -> list[dict]:
         common = {"stems": stems, "jobs": ev["jobs"], "mode": ev["mode"], "cache_dir": out / "cache",
                   "tracks": [tr for tr, _ in tracks]}
         row = {"variant": name, "kind": entry.get("kind", "other"), "model": entry.get("model"), **stats[name],
+               "file_mb": stored_file_mb(entry),
                "seconds": t["seconds"], "audio_seconds": t["audio_seconds"],
                "seconds_per_audio_minute": t["seconds"] / t["audio_seconds"] * 60,
                "rtf": t["seconds"] / t["audio_seconds"],

@@ -40,15 +40,15 @@ def _fmt(value, digits: int = 2) -> str:
 
 
 def markdown_table(rows: list[dict], stems: list[str]) -> str:
-    """variant | params | size | GFLOP/s-audio | s/min | speed ratio | mean SDR | per-stem SDR |
+    """variant | params | size (tensors as stored) | file (on disk, None if made at load time) | GFLOP/s-audio | s/min | speed ratio | mean SDR | per-stem SDR |
     ΔSDR per stem | fidelity (mean SDR against the teacher's output)."""
-    head = (["variant", "kind", "params (M)", "size MB", "GFLOP / audio s", "s / audio min", "speed × teacher",
+    head = (["variant", "kind", "params (M)", "size MB", "file MB", "GFLOP / audio s", "s / audio min", "speed × teacher",
              "mean SDR"] + [f"SDR {s}" for s in stems] + [f"Δ {s}" for s in stems] + ["fidelity"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         sdr, delta = r.get("sdr") or {}, r.get("delta_sdr_vs_teacher") or {}
         cells = [r["variant"], r.get("kind", ""), _fmt(r["params"] / 1e6 if r.get("params") else None),
-                 _fmt(r.get("size_mb"), 1), _fmt(r.get("gflop_per_audio_second"), 1),
+                 _fmt(r.get("size_mb"), 1), _fmt(r.get("file_mb"), 1), _fmt(r.get("gflop_per_audio_second"), 1),
                  _fmt(r.get("seconds_per_audio_minute"), 1), _fmt(r.get("speed_ratio_vs_teacher")),
                  _fmt(sdr.get("mean"))]
         cells += [_fmt(sdr.get(s)) for s in stems] + [_fmt(delta.get(s)) for s in stems]

@@ -65,6 +65,8 @@ def test_pareto_rows_and_files(pareto_run):
         assert row["excluded"]["toms"] == 2 and row["sdr"]["toms"] is None  # silent in every track
         assert set(row["sdr"]) == {"kick", "snare", "toms", "hh", "cymbals", "mean"}
     assert rows[0]["speed_ratio_vs_teacher"] == pytest.approx(1.0)
+    teacher_file = Path(cfg["variants"][0]["model"])
+    assert rows[0]["file_mb"] == pytest.approx(teacher_file.stat().st_size / 2**20)
     assert rows[0]["delta_sdr_vs_teacher"]["kick"] == pytest.approx(0.0)
     assert rows[1]["delta_sdr_vs_teacher"]["kick"] == pytest.approx(rows[1]["sdr"]["kick"] - rows[0]["sdr"]["kick"])
     assert rows[1]["fidelity_sdr"]["mean"] is not None and "fidelity_sdr" not in rows[0]
