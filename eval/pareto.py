@@ -70,8 +70,9 @@ for _kind in ("teacher", "student", "pruned", "other"):
 
 def stored_file_mb(entry: dict) -> float | None:
     """MiB on disk of the file a variant is loaded from as stored (checkpoint, registry file,
-    .onnx); None when the variant is made at load time (``prune:``/``quant:``, int8 recipes,
-    ONNX exported on the fly, random weights), whose base file would say nothing about it."""
+    .onnx, also one exported at load time to ``onnx:``); None when the variant is made at load
+    time (``prune:``/``quant:``, int8 recipes, random weights), whose base file would say
+    nothing about it."""
     from separation.pretrained import REGISTRY, resolve
 
     model = entry.get("model")
@@ -79,7 +80,9 @@ def stored_file_mb(entry: dict) -> float | None:
     if not model or model == "random" or entry.get("prune") or entry.get("quant") or kind == "int8":
         return None
     if kind == "onnx" and not str(model).endswith(".onnx"):
-        return None
+        model = entry.get("onnx")  # exported at load time to this file (None: a temp file)
+        if not model:
+            return None
     path = Path(str(model))
     if not path.is_file() and model in REGISTRY:
         try:
