@@ -25,6 +25,12 @@ FLOP_NOTE = ("gflop_per_audio_second = FLOPs of one chunk forward (torch.utils.f
              "achieved_gflops counts the chunks the runner really ran (incl. border padding).")
 
 
+def command_string(module: str, argv: list[str] | None = None) -> str:
+    """The command line of a benchmark as a user would type it (``python -m eval.speed ...``),
+    recorded in every report."""
+    return " ".join([Path(sys.executable).name, "-m", module, *(argv or sys.argv[1:])])
+
+
 def parse_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Parse a benchmark command line and apply ``--threads`` before any model is built."""
     args = parser.parse_args(argv)

@@ -24,7 +24,8 @@ from separation import STEMS
 from separation.audio import read_audio, write_audio
 from separation.errors import UserError, exit_on_user_error
 
-from .benchlib import build_model, machine_info, model_stats, parse_cli, runner_for, time_call, warm_up
+from .benchlib import (build_model, command_string, machine_info, model_stats,
+                       parse_cli, runner_for, time_call, warm_up)
 from .museval_sdr import evaluate_folders, utterance_sdr_folders
 from .pareto import find_tracks, has_ground_truth
 from .report import write_text_atomic
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     dataset.update(max_tracks=args.max_tracks, max_seconds=args.max_seconds)
     study = run_overlap_study(model, dataset, args.out_dir, args.overlaps, args.chunks, args.windows,
                               args.metric, args.jobs, args.tolerance)
-    study["command"] = " ".join([Path(sys.executable).name, "-m", "eval.overlap_study", *(argv or sys.argv[1:])])
+    study["command"] = command_string("eval.overlap_study", argv)
     write_study(study, args.out_dir)
     print(markdown(study))
 

@@ -38,7 +38,8 @@ from separation import STEMS
 from separation.audio import read_audio, write_audio
 from separation.errors import UserError, exit_on_user_error
 
-from .benchlib import build_model, machine_info, model_stats, runner_for, time_call, warm_up
+from .benchlib import (build_model, command_string, machine_info, model_stats,
+                       runner_for, time_call, warm_up)
 from .museval_sdr import evaluate_folders, utterance_sdr_folders
 from .report import write_tables, write_text_atomic
 
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.setdefault("museval", {})["jobs"] = args.jobs
     if args.no_resume:
         cfg["resume"] = False
-    cfg["command"] = " ".join([Path(sys.executable).name, "-m", "eval.pareto", *(argv or sys.argv[1:])])
+    cfg["command"] = command_string("eval.pareto", argv)
     rows = run_pareto(cfg)
     print((Path(cfg.get("out_dir") or "results/pareto") / "results.md").read_text())
     del rows

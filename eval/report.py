@@ -40,10 +40,11 @@ def _fmt(value, digits: int = 2) -> str:
 
 
 def markdown_table(rows: list[dict], stems: list[str]) -> str:
-    """variant | params | size (tensors as stored) | file (on disk, None if made at load time) | GFLOP/s-audio | s/min | speed ratio | mean SDR | per-stem SDR |
-    ΔSDR per stem | fidelity (mean SDR against the teacher's output)."""
-    head = (["variant", "kind", "params (M)", "size MB", "file MB", "GFLOP / audio s", "s / audio min", "speed × teacher",
-             "mean SDR"] + [f"SDR {s}" for s in stems] + [f"Δ {s}" for s in stems] + ["fidelity"])
+    """variant | params | size (tensors as stored) | file (on disk, "–" if made at load time) |
+    GFLOP/s-audio | s/min | speed ratio | mean SDR | per-stem SDR | ΔSDR per stem | fidelity
+    (mean SDR against the teacher's output)."""
+    head = (["variant", "kind", "params (M)", "size MB", "file MB", "GFLOP / audio s", "s / audio min",
+             "speed × teacher", "mean SDR"] + [f"SDR {s}" for s in stems] + [f"Δ {s}" for s in stems] + ["fidelity"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         sdr, delta = r.get("sdr") or {}, r.get("delta_sdr_vs_teacher") or {}

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 
-from .benchlib import machine_info
+from .benchlib import command_string, machine_info
 
 WAYS = ("preallocated", "concatenate")
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
                "--chunk-size", str(args.chunk_size), "--num-overlap", str(args.num_overlap)]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
     report = {"rows": rows, "peak_rss_ratio_concatenate_vs_preallocated": rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"],
-              "machine": machine_info(), "command": " ".join(["python", "-m", "eval.runner_memory", *sys.argv[1:]])}
+              "machine": machine_info(), "command": command_string("eval.runner_memory", argv)}
     print(json.dumps(report, indent=2))
 
 

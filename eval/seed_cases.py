@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from .benchlib import machine_info, matmul_peak_gflops, synthetic_mix
+from .benchlib import command_string, machine_info, matmul_peak_gflops
 
 DURATIONS = {"clip_30s": 30.0, "track_3.5min": 210.0, "mix_10.5min": 630.0}
 SAMPLE_RATES = (22050, 44100, 48000)
@@ -23,11 +23,8 @@ def run_seed_cases(model, name: str, runner_kwargs: dict, durations: list[float]
 
     Rows have the GUIDE speed fields plus ``case``, ``audio`` and ``preprocess_seconds``."""
     import sys
-    from pathlib import Path
 
-    from .benchlib import time_call
-    from .speed import add_preprocess, benchmark_variants
-    from separation.audio import resample, to_stereo
+    from .speed import time_generated_input
 
     cases = ({f"{d:g}s": d for d in durations} if durations else DURATIONS)
     rows, stats, peak = [], {}, matmul_peak_gflops()
@@ -35,19 +32,15 @@ def run_seed_cases(model, name: str, runner_kwargs: dict, durations: list[float]
     for case, seconds in cases.items():
         for sr in SAMPLE_RATES:
             for channels in CHANNELS:
-                raw = synthetic_mix(seconds, sr, channels)
-                mix, pre, _ = time_call(lambda: to_stereo(resample(raw, sr, 44100)))
-                row = benchmark_variants({name: model}, mix, runner_kwargs, reference_variant=name,
-                                         warmup=not rows, progress=True, matmul_peak=peak, stats=stats)[0]
-                row.pop("speed_ratio_vs_teacher")
-                add_preprocess(row, pre, {"seconds": seconds, "sample_rate": sr, "channels": channels})
+                row = time_generated_input(model, name, seconds, sr, channels, runner_kwargs,
+                                           warmup=not rows, matmul_peak=peak, stats=stats)
                 row["case"] = f"{case} {sr / 1000:g}kHz {'mono' if channels == 1 else 'stereo'}"
                 rows.append(row)
                 print(f"{row['case']}: {row['seconds']:.1f} s ({row['seconds_per_audio_minute']:.1f} s/min)",
                       file=sys.stderr)
     return {"preset": "seed_cases", "variant": name, "cases": rows, "total_seconds": time.perf_counter() - started,
             "matmul_peak_gflops": peak, "machine": machine_info(),
-            "command": " ".join([Path(sys.executable).name, "-m", "eval.speed", *sys.argv[1:]])}
+            "command": command_string("eval.speed")}
 
 
 COLUMNS = ("case", "audio s", "preprocess s", "total s", "s / audio min", "RTF", "RSS growth MB", "peak RSS MB")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from separation.audio import resample, to_stereo
 from separation.errors import UserError, exit_on_user_error
 from separation.runner import ChunkPlan
 
-from .benchlib import (DEFAULT_CONFIG, FLOP_NOTE, REPO_ROOT, build_model,
+from .benchlib import (DEFAULT_CONFIG, FLOP_NOTE, REPO_ROOT, build_model, command_string,
                        machine_info, matmul_peak_gflops, model_stats, parse_cli, runner_for, synthetic_mix,
                        time_call, warm_up)
 from .report import write_text_atomic
@@ -119,23 +118,31 @@ def add_preprocess(row: dict, pre_seconds: float, audio: dict) -> dict:
     return row
 
 
-def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, channels: int = 2,
-                 runner_kwargs: dict | None = None, reference_impl: bool = True) -> dict:
-    """The JSON report of one model on generated audio of ``seconds`` at ``sample_rate`` with
-    ``channels``; other rates/mono are converted to 44.1 kHz stereo first, and that time is
-    reported (``preprocess_seconds``) and included in ``seconds_per_audio_minute``."""
+def time_generated_input(model, name: str, seconds: float, sample_rate: int, channels: int,
+                         runner_kwargs: dict | None, **bench_kwargs) -> dict:
+    """One model, end to end, on generated audio of ``seconds`` at ``sample_rate`` with
+    ``channels``: conversion to 44.1 kHz stereo is timed (``preprocess_seconds``) and included
+    in ``seconds``/``seconds_per_audio_minute``. ``bench_kwargs`` go to :func:`benchmark_variants`."""
     raw = synthetic_mix(seconds, sample_rate, channels)
     mix, pre_seconds, _ = time_call(lambda: to_stereo(resample(raw, sample_rate, 44100)))
-    row = benchmark_variants({name: model}, mix, runner_kwargs, reference_variant=name,
-                             with_reference_impl=reference_impl, progress=True)[0]
-    add_preprocess(row, pre_seconds, {"seconds": seconds, "sample_rate": sample_rate, "channels": channels})
+    row = benchmark_variants({name: model}, mix, runner_kwargs, reference_variant=name, progress=True,
+                             **bench_kwargs)[0]
+    row.pop("speed_ratio_vs_teacher")
+    return add_preprocess(row, pre_seconds, {"seconds": seconds, "sample_rate": sample_rate, "channels": channels})
+
+
+def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, channels: int = 2,
+                 runner_kwargs: dict | None = None, reference_impl: bool = True) -> dict:
+    """The JSON report of one model on generated audio (:func:`time_generated_input`), with the
+    reference implementation timed in the same run."""
+    row = time_generated_input(model, name, seconds, sample_rate, channels, runner_kwargs,
+                               with_reference_impl=reference_impl)
     ref = row.get("reference_impl", {})
     if "seconds" in ref:
         row["speed_ratio_vs_reference_impl"] = ref["seconds"] / row["runner_seconds"]
-    row.pop("speed_ratio_vs_teacher")
     row["flop_note"] = FLOP_NOTE
     row["machine"] = machine_info()
-    row["command"] = " ".join([Path(sys.executable).name, "-m", "eval.speed", *sys.argv[1:]])
+    row["command"] = command_string("eval.speed")
     return row
 
 
