@@ -1,0 +1,182 @@
+"""Train a teacher on clips rendered in memory, by wall-clock budget, on CPU or GPU.
+
+    python -m train.onthefly_teacher --minutes 60 --loss mse_stft --out runs/teacher-onthefly
+
+Why beside the Lightning entry point (``train.teacher``): a lent GPU machine has no package
+registry and no kits, and a file-based loader cannot feed it. Here the data is an in-memory
+bank (:mod:`drumdata.bank`) cropped and remixed on the device, the schedule is a fraction of the
+time budget (warm-up, then cosine), the weights are averaged (EMA) and the EMA is validated on
+held-out kits every ``--eval-every`` seconds. ``best.ckpt`` (MSST format, fp16, + YAML) keeps
+the best validation SDR; ``last.pt`` holds the whole state, so a rerun with the same ``--out``
+resumes where it stopped; ``curve.json`` is the learning curve (step, seconds, per-stem SDR).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from drumdata import STEMS
+from drumdata.bank import activity, draw_batch, kits_for_split, render_bank
+from drumdata.kits import DEFAULT_KITS_DIR
+from eval.metrics import active_mask, utterance_sdr
+from separation.checkpoint import atomic_write_bytes, save_model
+from separation.config import ModelSpec
+from separation.model import TFC_TDF_net
+from separation.pretrained import MODELS_DIR
+
+from .losses import make_loss
+
+
+def build_spec(base: str, width: int, crop_frames: int, scales: int | None) -> ModelSpec:
+    spec = ModelSpec.from_yaml(base)
+    model = {"num_channels": width, "growth": width, **({"num_scales": scales} if scales else {})}
+    audio = {"chunk_size": spec.audio.hop_length * (crop_frames - 1), "dim_t": crop_frames}
+    return spec.replace(model=model, audio=audio)
+
+
+def lr_at(fraction: float, peak: float, warmup: float = 0.03, final: float = 0.02) -> float:
+    """Linear warm-up over ``warmup`` of the budget, then cosine down to ``final`` x peak."""
+    if fraction < warmup:
+        return peak * max(fraction / warmup, 0.01)
+    progress = min(1.0, (fraction - warmup) / (1 - warmup))
+    return peak * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, mixture: torch.Tensor, stems: torch.Tensor, batch_size: int,
+             autocast: dict) -> dict:
+    """Mean utterance SDR per stem over the crops where that stem is active, and their mean."""
+    sdrs = []
+    for i in range(0, len(mixture), batch_size):
+        with torch.autocast(**autocast):
+            est = model(mixture[i:i + batch_size])
+        sdrs.append(utterance_sdr(stems[i:i + batch_size], est.float()))
+    sdr, active = torch.cat(sdrs), active_mask(stems)
+    per_stem = {s: float(sdr[active[:, k], k].mean()) for k, s in enumerate(STEMS) if active[:, k].any()}
+    return {"sdr": sum(per_stem.values()) / len(per_stem), **{f"sdr_{k}": v for k, v in per_stem.items()}}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/teacher-onthefly")
+    p.add_argument("--export-dir", default=None, help="where best.ckpt/.yaml and curve.json go (default: --out)")
+    p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget (total, across resumes)")
+    p.add_argument("--loss", default="mse_stft", help="train.losses spec, e.g. mse_stft or 'mse+0.01*snr_floor'")
+    p.add_argument("--base-config", default=str(MODELS_DIR / "demo_teacher.yaml"))
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--scales", type=int, default=None)
+    p.add_argument("--crop-frames", type=int, default=256, help="STFT frames per training crop (256 = 2.96 s)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--bank-hours", type=float, default=1.0)
+    p.add_argument("--clip-seconds", type=float, default=8.0)
+    p.add_argument("--val-clips", type=int, default=48)
+    p.add_argument("--eval-every", type=float, default=120.0, help="seconds between validations")
+    p.add_argument("--kits-dir", default=str(DEFAULT_KITS_DIR))
+    p.add_argument("--workers", type=int, default=None, help="render processes (default: cores - 1)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="warm-start weights (MSST .ckpt of the same shape)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    torch.manual_seed(args.seed)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": device.type == "cuda"}
+    spec = build_spec(args.base_config, args.width, args.crop_frames, args.scales)
+    crop = spec.audio.chunk_size
+
+    t0 = time.time()
+    bank = render_bank(kits_for_split("train", args.kits_dir), args.bank_hours, args.clip_seconds,
+                       args.seed, args.kits_dir, args.workers).to(device)
+    val = render_bank(kits_for_split("valid", args.kits_dir), args.val_clips * crop / 44100 / 3600,
+                      crop / 44100, args.seed + 1, args.kits_dir, args.workers)
+    val_stems = val[..., :crop].float().to(device)
+    val_mix = val_stems.sum(1)
+    print(f"bank: {tuple(bank.shape)} in {time.time() - t0:.1f} s; active share per stem "
+          f"{dict(zip(STEMS, [round(a, 2) for a in activity(bank[:256].cpu(), crop)]))}", flush=True)
+
+    model = TFC_TDF_net(spec).to(device)
+    if args.init:
+        from separation.checkpoint import read_state_dict
+        model.load_state_dict(read_state_dict(args.init))
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    loss_fn = make_loss(args.loss)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    state = {"step": 0, "elapsed": 0.0, "best": -float("inf"), "curve": []}
+    last = out / "last.pt"
+    export = Path(args.export_dir or out)
+    export.mkdir(parents=True, exist_ok=True)
+    if last.is_file():
+        saved = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"]), ema.load_state_dict(saved["ema"]), opt.load_state_dict(saved["opt"])
+        state = saved["state"]
+        print(f"resuming at step {state['step']} ({state['elapsed'] / 60:.1f} min done)", flush=True)
+    meta = {"command": "python -m train.onthefly_teacher " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "loss": args.loss, "device": str(torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()),
+            "bank_clips": bank.shape[0], "clip_seconds": args.clip_seconds, "batch_size": args.batch_size,
+            "crop_samples": crop, "train_kits": kits_for_split("train", args.kits_dir),
+            "valid_kits": kits_for_split("valid", args.kits_dir)}
+
+    budget, start, next_eval, losses = args.minutes * 60, time.time() - state["elapsed"], 0.0, []
+    model.train()
+    while True:
+        elapsed = time.time() - start
+        done = elapsed >= budget
+        if elapsed >= next_eval or done:
+            model.eval()
+            row = {"step": state["step"], "seconds": round(elapsed, 1), "train_loss": sum(losses) / max(1, len(losses)),
+                   **validate(ema.module, val_mix, val_stems, args.batch_size, autocast)}
+            model.train()
+            losses.clear()
+            state["curve"].append(row)
+            if row["sdr"] > state["best"]:
+                state["best"] = row["sdr"]
+                save_model(ema.module, export / "best.ckpt", half=True,
+                           extra_meta={"training": {**meta, "step": row["step"], "seconds": row["seconds"],
+                                                    "val": {k: round(v, 3) for k, v in row.items() if k.startswith("sdr")}}})
+            state["elapsed"] = elapsed
+            buf = io.BytesIO()
+            torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state}, buf)
+            atomic_write_bytes(last, buf.getvalue())
+            atomic_write_bytes(export / "curve.json", json.dumps({**meta, "curve": state["curve"]}, indent=1).encode())
+            print(" ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            next_eval = elapsed + args.eval_every
+            if done:
+                break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(elapsed / budget, args.lr)
+        mixture, stems = draw_batch(bank, args.batch_size, crop, gen)
+        with torch.autocast(**autocast):
+            estimate = model(mixture)
+        loss = loss_fn(estimate.float(), stems, mixture)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        ema.update_parameters(model)
+        state["step"] += 1
+        if state["step"] % 10 == 1:  # reading the loss syncs a GPU: not every step
+            losses.append(float(loss.detach()))
+    return {"best": state["best"], "steps": state["step"]}
+
+
+if __name__ == "__main__":
+    main()
