@@ -24,7 +24,8 @@ import torch
 
 from separation import ModelSpec, TFC_TDF_net
 from separation.audio import read_audio
-from separation.checkpoint import atomic_write_bytes, load_model
+from separation.atomic_io import atomic_write_bytes
+from separation.checkpoint import load_model
 from separation.errors import exit_on_user_error
 from separation.pretrained import MODELS_DIR
 from eval.benchlib import model_size_mb as size_mb

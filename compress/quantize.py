@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from separation.checkpoint import atomic_write_bytes, load_model, save_model
+from separation.atomic_io import atomic_write_bytes
+from separation.checkpoint import load_model, save_model
 from separation.errors import UserError
 from separation.model import TFC_TDF_net
 

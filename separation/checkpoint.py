@@ -9,32 +9,16 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic_io import atomic_write_bytes
 from .config import ModelSpec
 from .errors import CheckpointError, UserError
 
 WRAPPER_KEYS = ("state_dict", "state", "model_state_dict", "model")
 PREFIXES = ("_orig_mod.", "module.", "model.", "student.")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary sibling and rename, so a crash or a full
-    disk never leaves a truncated file where a good one was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -211,4 +195,4 @@ def save_model(model, path: str | os.PathLike, half: bool = False, extra_meta: d
 
 
 __all__ = ["read_state_dict", "extract_state_dict", "load_into", "load_model", "save_model",
-           "describe_mismatch", "atomic_write_bytes", "CheckpointError", "UserError"]
+           "describe_mismatch", "CheckpointError", "UserError"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .atomic_io import atomic_write_text
 from .errors import UserError
 
 STEMS = ("kick", "snare", "toms", "hh", "cymbals")
@@ -170,8 +171,7 @@ class ModelSpec:
     def to_yaml(self, path: str | os.PathLike | None = None) -> str:
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None:
-            from .checkpoint import atomic_write_bytes
-            atomic_write_bytes(Path(path), text.encode())
+            atomic_write_text(path, text)
         return text
 
     def replace(self, **sections) -> "ModelSpec":

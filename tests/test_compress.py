@@ -78,7 +78,7 @@ def test_free_prune_with_taylor_reloads_without_original(parent, mix, tmp_path):
 
 
 def test_prune_errors_before_any_work(parent, monkeypatch):
-    import compress.prune as prune
+    import compress.prune.graph as prune
 
     def no_work(*a, **k):
         raise AssertionError("pruning started")
@@ -121,7 +121,7 @@ def test_iterative_prune_finetunes_by_distillation(parent, mix):
 def test_prune_entry_point(tiny_checkpoint, tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from compress.prune_cli import prune_run
+    from compress.prune.cli import prune_run
     from conftest import ROOT
 
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):

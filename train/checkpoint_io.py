@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from separation.checkpoint import atomic_write_bytes
+from separation.atomic_io import atomic_write_bytes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -26,7 +26,7 @@ def distill(cfg: DictConfig) -> dict:
     datamodule = build_datamodule(cfg.data, spec.stems, spec.audio.chunk_size, cfg.seed)
     d = cfg.distill
     module = DistillModule(spec, teacher, alpha=d.alpha, feature_weight=d.feature_weight, lr=d.lr,
-                           warmup_steps=d.warmup_steps, wave_weight=d.wave_weight, spec_weight=d.spec_weight)
+                           warmup_steps=d.warmup_steps, loss=d.loss)
     if d.teacher_outputs == "cached":
         from .teacher_cache import use_cached_teacher_outputs
         datamodule = use_cached_teacher_outputs(datamodule, teacher, Path(cfg.output_dir) / "teacher_cache",

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from separation.checkpoint import atomic_write_bytes, read_state_dict, save_model
+from separation.atomic_io import atomic_write_bytes
+from separation.checkpoint import read_state_dict, save_model
 from separation.config import ModelSpec
 from separation.errors import CheckpointError, exit_on_user_error
 from separation.model import TFC_TDF_net

@@ -15,34 +15,29 @@ from separation.config import ModelSpec
 from separation.errors import UserError
 from separation.model import TFC_TDF_net
 
-
-def spectral_l1(model: TFC_TDF_net, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 between STFTs (complex-as-channels) of ``(B, S, C, L)`` waveforms."""
-    return (model.stft(estimate) - model.stft(target)).abs().mean()
+from .losses import make_loss
 
 
 class SeparationModule(L.LightningModule):
     """Shared parts: the student network, optimiser, losses, NaN guard and validation SDR."""
 
     def __init__(self, spec: ModelSpec | dict, lr: float = 5e-4, weight_decay: float = 0.0,
-                 wave_weight: float = 1.0, spec_weight: float = 1.0, warmup_steps: int = 100):
+                 loss: str = "mse_stft", warmup_steps: int = 100):
         super().__init__()
         spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_dict(spec)
         self.save_hyperparameters({"spec": spec.to_dict(), "lr": lr, "weight_decay": weight_decay,
-                                   "wave_weight": wave_weight, "spec_weight": spec_weight,
+                                   "loss": loss,
                                    "warmup_steps": warmup_steps})
         self.model = TFC_TDF_net(spec)
+        self.loss_fn = make_loss(loss)  # fails here, before any data is read, for an unknown name
 
     @property
     def stems(self) -> list[str]:
         return self.model.spec.stems
 
-    def reconstruction_loss(self, estimate, target) -> torch.Tensor:
-        hp = self.hparams
-        loss = hp.wave_weight * (estimate - target).abs().mean()
-        if hp.spec_weight:
-            loss = loss + hp.spec_weight * spectral_l1(self.model, estimate, target)
-        return loss
+    def reconstruction_loss(self, estimate, target, mixture) -> torch.Tensor:
+        """The configured :mod:`train.losses` loss; estimate/target ``(B, S, C, L)``."""
+        return self.loss_fn(estimate, target, mixture)
 
     def check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
         if not torch.isfinite(loss):
@@ -73,7 +68,7 @@ class SeparationModule(L.LightningModule):
                          batch_size=int(active[:, s].sum()))
         self.log("val/sdr", sdr[active].mean() if active.any() else sdr.mean(), prog_bar=True,
                  sync_dist=True, batch_size=estimate.shape[0])
-        self.log("val/loss", self.reconstruction_loss(estimate, reference), sync_dist=True,
+        self.log("val/loss", self.reconstruction_loss(estimate, reference, batch["mixture"]), sync_dist=True,
                  batch_size=estimate.shape[0])
 
 
@@ -84,7 +79,7 @@ class SupervisedModule(SeparationModule):
         if "stems" not in batch:
             raise UserError("supervised training needs stems, but the data is mixture-only; use train.distill.")
         estimate = self.model(batch["mixture"])
-        loss = self.reconstruction_loss(estimate, batch["stems"])
+        loss = self.reconstruction_loss(estimate, batch["stems"], batch["mixture"])
         self.check_finite(loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=estimate.shape[0])
         return loss
@@ -93,7 +88,7 @@ class SupervisedModule(SeparationModule):
 class DistillModule(SeparationModule):
     """Distil a frozen teacher into a student of the same STFT front-end.
 
-    Loss = L1 to the teacher's stems (waveform and spectrogram)
+    Loss = the configured :mod:`train.losses` loss to the teacher's stems
          + ``alpha`` * the same against ground truth (only where the batch has stems)
          + ``feature_weight`` * L1 between 1x1-adapted student features and the teacher's
            at every encoder level and the bottleneck.
@@ -144,10 +139,10 @@ class DistillModule(SeparationModule):
         out = self.model.spectral_forward(self.model.stft(mix), return_features=use_feats)
         s_spec, s_feats = out if use_feats else (out, None)
         estimate = self.model.stft.inverse(s_spec)[..., : mix.shape[-1]]
-        loss = self.reconstruction_loss(estimate, target)
+        loss = self.reconstruction_loss(estimate, target, mix)
         self.log("train/distill", loss, batch_size=mix.shape[0])
         if hp.alpha and "stems" in batch:
-            gt = self.reconstruction_loss(estimate, batch["stems"])
+            gt = self.reconstruction_loss(estimate, batch["stems"], mix)
             self.log("train/ground_truth", gt, batch_size=mix.shape[0])
             loss = loss + hp.alpha * gt
         if use_feats:

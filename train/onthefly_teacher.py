@@ -28,7 +28,8 @@ from drumdata import STEMS
 from drumdata.bank import activity, draw_batch, kits_for_split, render_bank
 from drumdata.kits import DEFAULT_KITS_DIR
 from eval.metrics import active_mask, utterance_sdr
-from separation.checkpoint import atomic_write_bytes, save_model
+from separation.atomic_io import atomic_write_bytes
+from separation.checkpoint import save_model
 from separation.config import ModelSpec
 from separation.model import TFC_TDF_net
 from separation.pretrained import MODELS_DIR

@@ -17,8 +17,7 @@ def train_teacher(cfg: DictConfig) -> dict:
                        OmegaConf.to_container(cfg.model.get("audio", OmegaConf.create())))
     datamodule = build_datamodule(cfg.data, spec.stems, spec.audio.chunk_size, cfg.seed)
     o = cfg.optim
-    module = SupervisedModule(spec, lr=o.lr, warmup_steps=o.warmup_steps, wave_weight=o.wave_weight,
-                              spec_weight=o.spec_weight)
+    module = SupervisedModule(spec, lr=o.lr, warmup_steps=o.warmup_steps, loss=o.loss)
     trainer = fit(cfg, module, datamodule, o.ema_decay)
     if not (cfg.export.enabled and trainer.is_global_zero):
         return {}

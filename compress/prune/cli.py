@@ -2,7 +2,7 @@
 
 :func:`prune_run` is a plain function on the composed config (tests call it); the Hydra entry
 point only composes. It loads the teacher and the model to prune (default: a copy of the teacher),
-prunes with :func:`compress.prune.prune_`, distils after each step when ``prune.finetune_steps``,
+prunes with :func:`compress.prune.graph.prune_`, distils after each step when ``prune.finetune_steps``,
 writes the model with :func:`separation.checkpoint.save_model` plus a ``.prune.json`` with the
 settings and the cost before/after, and prints that JSON.
 """
@@ -17,17 +17,18 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from separation import load_any
-from separation.checkpoint import atomic_write_bytes, save_model
+from separation.atomic_io import atomic_write_bytes
+from separation.checkpoint import save_model
 from separation.errors import exit_on_user_error
 
-from .common import cost
-from .prune import PruneConfig, prune_
+from ..common import cost
+from .graph import PruneConfig, prune_
 
 
 def _finetuner(cfg: DictConfig, teacher, datamodule, steps: int):
     from train.common import fit
 
-    from .finetune import distill_finetuner
+    from ..finetune import distill_finetuner
 
     def fit_step(module, step):
         # One output dir per pruning step: its last.ckpt has this step's shapes, so resume is safe.
@@ -39,7 +40,7 @@ def _finetuner(cfg: DictConfig, teacher, datamodule, steps: int):
 
     d = cfg.distill
     return distill_finetuner(teacher, datamodule, steps, lr=d.lr, warmup_steps=d.warmup_steps, fit=fit_step,
-                             wave_weight=d.wave_weight, spec_weight=d.spec_weight)
+                             loss=d.loss)
 
 
 def prune_run(cfg: DictConfig) -> dict:
@@ -78,7 +79,7 @@ def prune_run(cfg: DictConfig) -> dict:
     return report
 
 
-@hydra.main(config_path="../configs", config_name="compress/prune", version_base="1.3")
+@hydra.main(config_path="../../configs", config_name="compress/prune", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     exit_on_user_error(prune_run)(cfg)
 

@@ -30,7 +30,7 @@ of the stem estimates and the mixture (a label-free signal that is non-zero for 
 
 ``iterative_steps > 1`` prunes in equal steps; ``finetune`` (e.g. :func:`compress.finetune.
 distill_finetuner`) is called after each step with the pruned model, as distillation from the
-unpruned teacher. The Hydra entry point is ``python -m compress.prune`` (:mod:`compress.prune_cli`).
+unpruned teacher. The Hydra entry point is ``python -m compress.prune`` (:mod:`compress.prune.cli`).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from separation.errors import UserError
 from separation.model import STFT, TFC_TDF, SpectralView, TFC_TDF_net, _Rescale
 from separation.widths import layer_shapes_if_nonuniform
 
-from .common import calibration_batches, require_tfc_tdf
+from ..common import calibration_batches, require_tfc_tdf
 
 MODES = ("uniform", "free")
 IMPORTANCES = ("l1", "l2", "taylor")
@@ -308,8 +308,3 @@ def prune_(model: TFC_TDF_net, config: PruneConfig, calibration=None,
         model.eval()
     return model
 
-
-if __name__ == "__main__":  # python -m compress.prune ...: the Hydra entry point lives in prune_cli
-    from .prune_cli import main
-
-    main()
