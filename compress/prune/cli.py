@@ -13,13 +13,11 @@ import json
 from itertools import islice
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from separation import load_any
 from separation.atomic_io import atomic_write_bytes
 from separation.checkpoint import save_model
-from separation.errors import exit_on_user_error
 
 from ..common import cost
 from .graph import PruneConfig, prune_
@@ -77,12 +75,3 @@ def prune_run(cfg: DictConfig) -> dict:
     atomic_write_bytes(ckpt.with_suffix(".prune.json"), json.dumps(report, indent=1).encode())
     print(json.dumps(report, indent=1))
     return report
-
-
-@hydra.main(config_path="../../configs", config_name="compress/prune", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    exit_on_user_error(prune_run)(cfg)
-
-
-if __name__ == "__main__":
-    main()
