@@ -74,7 +74,7 @@ def machine_info() -> dict:
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if flags:
-        info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f" {f}" in flags]
+        info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile") if f" {f}" in flags]
     if hasattr(os, "getloadavg"):  # other jobs on the machine distort timings: say how busy it was
         info["loadavg_1min"] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():

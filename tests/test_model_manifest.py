@@ -4,17 +4,14 @@ import json
 import pytest
 import torch
 
-from conftest import SHARED_REFERENCE
+from conftest import REFERENCE
 from separation.config import ModelSpec
 from separation.model import TFC_TDF_net
 from separation.pretrained import REGISTRY
 
-pytestmark = pytest.mark.skipif(not SHARED_REFERENCE.is_dir(), reason="../shared/reference is not checked out")
-
-
 def test_state_dict_matches_reference_manifest():
-    spec = ModelSpec.from_yaml(SHARED_REFERENCE / "config_drumsep_5stems.yaml")
-    manifest = json.loads((SHARED_REFERENCE / "drumsep_5stems_state_dict.json").read_text())
+    spec = ModelSpec.from_yaml(REFERENCE / "config_drumsep_5stems.yaml")
+    manifest = json.loads((REFERENCE / "drumsep_5stems_state_dict.json").read_text())
     with torch.device("meta"):  # 109 M parameters: shapes only, no memory
         model = TFC_TDF_net(spec)
     state = model.state_dict()
@@ -25,7 +22,7 @@ def test_state_dict_matches_reference_manifest():
 
 
 def test_bundled_config_equals_reference_and_round_trips(tmp_path):
-    reference = ModelSpec.from_yaml(SHARED_REFERENCE / "config_drumsep_5stems.yaml")
+    reference = ModelSpec.from_yaml(REFERENCE / "config_drumsep_5stems.yaml")
     bundled = ModelSpec.from_yaml(REGISTRY["drumsep-5stem-jarredou"].config)
     assert bundled.to_dict() == reference.to_dict()
     reference.to_yaml(tmp_path / "again.yaml")

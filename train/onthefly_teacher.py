@@ -16,8 +16,6 @@ import argparse
 import io
 import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 from drumdata import STEMS
 from drumdata.bank import activity, draw_batch, kits_for_split, render_bank
 from drumdata.kits import DEFAULT_KITS_DIR
+from eval.benchlib import machine_info
 from eval.metrics import active_mask, utterance_sdr
 from separation.atomic_io import atomic_write_bytes
 from separation.checkpoint import save_model
@@ -131,7 +130,7 @@ def main(argv=None) -> dict:
         state = saved["state"]
         print(f"resuming at step {state['step']} ({state['elapsed'] / 60:.1f} min done)", flush=True)
     meta = {"command": "python -m train.onthefly_teacher " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "loss": args.loss, "device": str(torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()),
+            "loss": args.loss, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "machine": machine_info(),
             "bank_clips": bank.shape[0], "clip_seconds": args.clip_seconds, "batch_size": args.batch_size,
             "crop_samples": crop, "train_kits": kits_for_split("train", args.kits_dir),
             "valid_kits": kits_for_split("valid", args.kits_dir)}

@@ -1,0 +1,85 @@
+"""Compare training losses on the same CPU budget: one learning curve per loss, one table, one plot.
+
+    python -m train.loss_study --minutes 6 --losses l1,mse,mse_stft,masked_mse,mrstft,snr_floor
+
+Each loss trains the same small TFC_TDF_net from the same seed on the same in-memory bank with
+:mod:`train.onthefly_teacher`, one after the other (so each has the machine to itself), and is
+validated on the held-out validation kits. Writes ``OUT/loss_study.json`` (every curve),
+``OUT/loss_study.md`` (the last point per loss) and ``OUT/loss_study.png`` (validation SDR per
+stem against wall clock). A rerun resumes: finished losses are not trained again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from drumdata import STEMS
+from eval.benchlib import machine_info
+from separation.atomic_io import atomic_write_text
+
+from .onthefly_teacher import main as train_one
+
+
+def plot(curves: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["sdr"] + [f"sdr_{s}" for s in STEMS]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), sharex=True)
+    for name, rows in curves.items():
+        for ax, key in zip(axes, keys):
+            ax.plot([r["seconds"] / 60 for r in rows], [r.get(key, float("nan")) for r in rows], label=name)
+    for ax, key in zip(axes, keys):
+        ax.set_title(key.replace("sdr_", "") if key != "sdr" else "mean"), ax.set_xlabel("minutes"), ax.grid(alpha=.3)
+    axes[0].set_ylabel("validation SDR (dB)")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(curves: dict[str, list[dict]]) -> str:
+    head = "| loss | steps | minutes | mean | " + " | ".join(STEMS) + " |\n|---|---|---|---|" + "---|" * len(STEMS)
+    lines = [head]
+    for name, rows in curves.items():
+        r = rows[-1]
+        stems = " | ".join(f"{r.get(f'sdr_{s}', float('nan')):.2f}" for s in STEMS)
+        lines.append(f"| {name} | {r['step']} | {r['seconds'] / 60:.1f} | {r['sdr']:.2f} | {stems} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--losses", default="l1,mse,mse_stft,masked_mse,mrstft,snr_floor")
+    p.add_argument("--minutes", type=float, default=6.0, help="budget per loss")
+    p.add_argument("--out", default="results/loss_study")
+    p.add_argument("--state", default="runs/loss_study", help="resumable training state per loss")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--extra", default="--width 16 --crop-frames 64 --batch-size 4 --bank-hours 0.25 "
+                   "--val-clips 24 --eval-every 45 --ema 0.99 --workers 2", help="train.onthefly_teacher flags")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    curves = {}
+    for loss in [x.strip() for x in args.losses.split(",") if x.strip()]:
+        print(f"[loss_study] {loss}: {args.minutes} min", flush=True)
+        safe = loss.replace("*", "x").replace("+", "_plus_").replace(" ", "")
+        train_one(["--loss", loss, "--minutes", str(args.minutes), "--out", f"{args.state}/{safe}",
+                   "--export-dir", f"{args.state}/{safe}/export", *args.extra.split()])
+        curves[loss] = json.loads(Path(f"{args.state}/{safe}/export/curve.json").read_text())["curve"]
+        report = {"command": "python -m train.loss_study " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+                  "machine": {**machine_info(), "threads": args.threads},
+                  "settings": args.extra, "minutes_per_loss": args.minutes, "curves": curves}
+        atomic_write_text(out / "loss_study.json", json.dumps(report, indent=1))
+        atomic_write_text(out / "loss_study.md", markdown(curves))
+        plot(curves, out / "loss_study.png")
+    return curves
+
+
+if __name__ == "__main__":
+    main()
