@@ -52,7 +52,7 @@ def drum_like(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
 
 def build_variant(name: str, parent: TFC_TDF_net, calibration, workdir: Path, args):
     """The model callable for ``name`` and the seconds it took to build."""
-    from .onnx_export import OnnxSeparator, export_onnx
+    from separation.onnx_backend import OnnxSeparator, export_onnx
     from .prune import PruneConfig, prune_
     from .quantize import QuantConfig, quantize_model
 

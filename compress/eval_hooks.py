@@ -70,7 +70,7 @@ def load_int8(entry: dict):
 
 def load_onnx(entry: dict):
     """An exported ``.onnx`` (YAML beside it), or ``model`` exported now to ``onnx:`` (or a temp file)."""
-    from .onnx_export import OnnxSeparator, export_onnx
+    from separation.onnx_backend import OnnxSeparator, export_onnx
 
     model = str(entry.get("model"))
     threads = entry.get("threads")

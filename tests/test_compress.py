@@ -164,7 +164,7 @@ def test_int8_errors(parent, monkeypatch):
 
 def test_onnx_parity_and_loaders(parent, mix, tmp_path):
     from compress.eval_hooks import load_int8, load_onnx, load_pruned
-    from compress.onnx_export import OnnxSeparator, export_onnx
+    from separation.onnx_backend import OnnxSeparator, export_onnx
 
     reference = separate(parent, mix)
     path = export_onnx(parent, tmp_path / "parent.onnx")

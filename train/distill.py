@@ -27,6 +27,12 @@ def distill(cfg: DictConfig) -> dict:
     d = cfg.distill
     module = DistillModule(spec, teacher, alpha=d.alpha, feature_weight=d.feature_weight, lr=d.lr,
                            warmup_steps=d.warmup_steps, loss=d.loss)
+    if cfg.student.get("init"):
+        # Warm start (a registry name or checkpoint of the student's shape): 15 CPU minutes of
+        # distillation cannot train a separator from scratch, they can refine one.
+        from separation import load_any
+        from separation.checkpoint import load_into
+        load_into(module.model, load_any(str(cfg.student.init)).state_dict(), spec, source=str(cfg.student.init))
     if d.teacher_outputs == "cached":
         from .teacher_cache import use_cached_teacher_outputs
         datamodule = use_cached_teacher_outputs(datamodule, teacher, Path(cfg.output_dir) / "teacher_cache",

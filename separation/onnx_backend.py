@@ -1,4 +1,4 @@
-"""ONNX export of the spectral core and an ONNX Runtime separator the Runner accepts.
+"""ONNX export of the spectral core, and ONNX Runtime / OpenVINO separators the Runner accepts.
 
     export_onnx(model, "student.onnx")          # writes student.onnx + student.yaml
     sep = OnnxSeparator("student.onnx")        # spec read from the YAML beside it
@@ -20,12 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from separation.config import ModelSpec
-from separation.errors import UserError
-from separation.model import STFT, TFC_TDF_net
-from separation.widths import layer_shapes_if_nonuniform
-
-from .common import require_tfc_tdf
+from .config import ModelSpec
+from .errors import UserError
+from .model import STFT, TFC_TDF_net
+from .widths import layer_shapes_if_nonuniform
 
 EXPORTERS = ("torchscript", "dynamo")
 INPUT, OUTPUT = "spectrogram", "stems"
@@ -44,7 +42,8 @@ def export_onnx(model: TFC_TDF_net, path: str | os.PathLike, opset: int = 17,
     ``exporter``: ``torchscript`` (``torch.onnx.export(dynamo=False)``; InstanceNorm, GELU and
     ConvTranspose map to single ONNX ops) or ``dynamo`` (the torch.export-based exporter).
     The file is written atomically: an interrupted export leaves no half-written .onnx."""
-    require_tfc_tdf(model, "ONNX export")
+    if not isinstance(model, TFC_TDF_net):
+        raise UserError(f"ONNX export needs a TFC_TDF_net, got {type(model).__name__}.")
     path = Path(path)
     if path.suffix != ".onnx":
         raise UserError(f"{path}: the ONNX file name must end in .onnx.")
@@ -82,7 +81,8 @@ def export_onnx(model: TFC_TDF_net, path: str | os.PathLike, opset: int = 17,
 class OnnxSeparator:
     """Waveform ``(B, C, L)`` -> stems ``(B, S, C, L)``: torch STFT, ONNX Runtime core, torch iSTFT.
 
-    ``threads``: ONNX Runtime intra-op threads (``None``: its default, all cores)."""
+    ``threads``: ONNX Runtime intra-op threads (``None``: its default, all cores);
+    ``providers``: e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` on a GPU."""
 
     def __init__(self, onnx_path: str | os.PathLike, spec: ModelSpec | str | os.PathLike | None = None,
                  threads: int | None = None, providers: list[str] | None = None):
@@ -90,7 +90,7 @@ class OnnxSeparator:
 
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
-            raise UserError(f"ONNX model {onnx_path} does not exist; export one with compress.onnx_export.export_onnx.")
+            raise UserError(f"ONNX model {onnx_path} does not exist; export one with separation.onnx_backend.export_onnx.")
         if spec is None:
             spec = onnx_path.with_suffix(".yaml")
             if not spec.is_file():
@@ -135,3 +135,28 @@ class OnnxSeparator:
         length = wave.shape[-1]
         with torch.no_grad():
             return self.stft.inverse(self.spectral_forward(self.stft(wave.float().cpu())))[..., :length]
+
+
+class OpenVinoSeparator(OnnxSeparator):
+    """The same exported core compiled by OpenVINO for the CPU (``pip install openvino``)."""
+
+    def __init__(self, onnx_path: str | os.PathLike, spec: ModelSpec | str | os.PathLike | None = None,
+                 threads: int | None = None):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise UserError("backend openvino needs the openvino package: pip install openvino") from None
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise UserError(f"ONNX model {onnx_path} does not exist; export one with separation.onnx_backend.export_onnx.")
+        self.spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_yaml(spec or onnx_path.with_suffix(".yaml"))
+        config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
+        self.compiled = ov.Core().compile_model(str(onnx_path), "CPU", config)
+        a = self.spec.audio
+        self.stft = STFT(a.n_fft, a.hop_length, a.dim_f)
+        self.path, self.size_mb = onnx_path, onnx_path.stat().st_size / 2**20
+        self.num_params = self._count_params(onnx_path)
+
+    def spectral_forward(self, spec: torch.Tensor) -> torch.Tensor:
+        out = self.compiled(spec.detach().float().cpu().contiguous().numpy())
+        return torch.from_numpy(np.asarray(out[self.compiled.output(0)]))
