@@ -71,7 +71,7 @@ def machine_info() -> dict:
     except AttributeError:
         available = os.cpu_count()
     info = {"cpu": cpu, "cores": os.cpu_count(), "cores_available": available,
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
             "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if flags:
         info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile") if f" {f}" in flags]

@@ -28,7 +28,7 @@ from .benchlib import (build_model, command_string, machine_info, model_stats,
                        parse_cli, runner_for, time_call, warm_up)
 from .museval_sdr import evaluate_folders, utterance_sdr_folders
 from .pareto import find_tracks, has_ground_truth
-from .report import write_text_atomic
+from separation.atomic_io import atomic_write_text
 
 OVERLAPS = (1, 2, 4, 8)
 WINDOWS = ("msst", "hann")
@@ -125,8 +125,8 @@ def write_study(study: dict, out) -> None:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "overlap_study.json", json.dumps(study, indent=2))
-    write_text_atomic(out / "overlap_study.md", markdown(study))
+    atomic_write_text(out / "overlap_study.json", json.dumps(study, indent=2))
+    atomic_write_text(out / "overlap_study.md", markdown(study))
     fig = plot_overlap(study["rows"])
     fig.savefig(out / "overlap_study.png", dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -41,7 +41,9 @@ from separation.errors import UserError, exit_on_user_error
 from .benchlib import (build_model, command_string, machine_info, model_stats,
                        runner_for, time_call, warm_up)
 from .museval_sdr import evaluate_folders, utterance_sdr_folders
-from .report import write_tables, write_text_atomic
+from separation.atomic_io import atomic_write_text
+
+from .report import write_tables
 
 KINDS = ("teacher", "student", "pruned", "int8", "onnx", "other")
 LOADERS: dict[str, Callable[[dict], object]] = {}
@@ -175,7 +177,7 @@ def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=N
             write_audio(dest / f"{stem}.wav", audio, sr)
         timing = {"key": key, "mixture": mixture, "seconds": took, "audio_seconds": mix.shape[-1] / sr,
                   "peak_rss_mb": rss.peak_mb, "peak_rss_total_mb": rss.total_mb}
-        write_text_atomic(timing_path, json.dumps(timing))
+        atomic_write_text(timing_path, json.dumps(timing))
         seconds, audio_seconds, peak = seconds + took, audio_seconds + timing["audio_seconds"], max(peak, rss.peak_mb)
         peak_total = max(peak_total, rss.total_mb)
     return stats, {"seconds": seconds, "audio_seconds": audio_seconds, "peak_rss_mb": peak,
@@ -271,7 +273,7 @@ def _run(cfg: dict) -> list[dict]:
         if name != teacher and ev["fidelity"]:
             detail["fidelity"] = evaluate_folders(out / "estimates" / teacher, est, cache_key=f"fid:{name}", **common)
             row["fidelity_sdr"] = detail["fidelity"]["sdr"]
-        write_text_atomic(out / "eval" / f"{name}.json", json.dumps(detail, indent=1))
+        atomic_write_text(out / "eval" / f"{name}.json", json.dumps(detail, indent=1))
         rows.append(row)
     base_row = rows[0]
     for row in rows:

@@ -5,15 +5,7 @@ import json
 import os
 from pathlib import Path
 
-
-def write_text_atomic(path, text: str) -> None:
-    """Write ``text`` to a hidden temporary file beside ``path`` and rename it into place, so
-    an interrupted run never leaves a truncated file for a later one to trust."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from separation.atomic_io import atomic_write_text
 
 
 def flatten(row: dict) -> dict:
@@ -66,14 +58,14 @@ def write_tables(rows: list[dict], meta: dict, out: str | os.PathLike) -> None:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "results.json", json.dumps({"meta": meta, "variants": rows}, indent=2, default=str))
-    write_text_atomic(out / "results.csv", pd.DataFrame([flatten(r) for r in rows]).to_csv(index=False))
+    atomic_write_text(out / "results.json", json.dumps({"meta": meta, "variants": rows}, indent=2, default=str))
+    atomic_write_text(out / "results.csv", pd.DataFrame([flatten(r) for r in rows]).to_csv(index=False))
     m = meta.get("machine", {})
     note = (f"\nMachine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}. "
             f"Tracks: {len(meta.get('tracks', []))}"
             f"{'' if meta.get('ground_truth', True) else ' (no ground truth: fidelity only)'}. "
             f"Command: `{meta.get('command')}`\n")
-    write_text_atomic(out / "results.md", markdown_table(rows, meta.get("stems", [])) + note)
+    atomic_write_text(out / "results.md", markdown_table(rows, meta.get("stems", [])) + note)
     fig = plot_pareto(rows)
     fig.savefig(out / "pareto.png", dpi=120, bbox_inches="tight")
     import matplotlib.pyplot as plt

@@ -28,7 +28,7 @@ from separation.runner import ChunkPlan
 from .benchlib import (DEFAULT_CONFIG, FLOP_NOTE, REPO_ROOT, build_model, command_string,
                        machine_info, matmul_peak_gflops, model_stats, parse_cli, runner_for, synthetic_mix,
                        time_call, warm_up)
-from .report import write_text_atomic
+from separation.atomic_io import atomic_write_text
 
 
 def load_reference_runner():
@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None) -> None:
                               reference_impl=not args.no_reference)
     text = json.dumps(report, indent=2)
     if args.out:
-        write_text_atomic(args.out, text)
+        atomic_write_text(args.out, text)
         if args.preset == "seed_cases":
-            write_text_atomic(Path(args.out).with_suffix(".md"), markdown_table(report["cases"]))
+            atomic_write_text(Path(args.out).with_suffix(".md"), markdown_table(report["cases"]))
     print(text)
 
 

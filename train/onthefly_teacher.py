@@ -134,6 +134,7 @@ def main(argv=None) -> dict:
             "bank_clips": bank.shape[0], "clip_seconds": args.clip_seconds, "batch_size": args.batch_size,
             "crop_samples": crop, "train_kits": kits_for_split("train", args.kits_dir),
             "valid_kits": kits_for_split("valid", args.kits_dir)}
+    meta = json.loads(json.dumps(meta, default=str))  # plain types: it goes into YAML and JSON
 
     budget, start, next_eval, losses = args.minutes * 60, time.time() - state["elapsed"], 0.0, []
     model.train()
