@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from separation.atomic_io import atomic_write_text
 from separation.audio import resample, to_stereo
 from separation.errors import UserError, exit_on_user_error
 from separation.runner import ChunkPlan
@@ -28,7 +29,6 @@ from separation.runner import ChunkPlan
 from .benchlib import (DEFAULT_CONFIG, FLOP_NOTE, REPO_ROOT, build_model, command_string,
                        machine_info, matmul_peak_gflops, model_stats, parse_cli, runner_for, synthetic_mix,
                        time_call, warm_up)
-from separation.atomic_io import atomic_write_text
 
 
 def load_reference_runner():
@@ -47,7 +47,8 @@ def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | No
                        reference_variant: str = "teacher", sample_rate: int = 44100,
                        per_variant_kwargs: dict[str, dict] | None = None, warmup: bool = True,
                        with_reference_impl: bool = False, progress: bool = False,
-                       matmul_peak: float | None = None, stats: dict[str, dict] | None = None) -> list[dict]:
+                       matmul_peak: float | None = None, stats: dict[str, dict] | None = None,
+                       outputs: dict | None = None) -> list[dict]:
     """Time every model of ``variants`` (name -> module ``(B, 2, chunk) -> (B, S, 2, chunk)``) on
     the same ``mix`` ``(C, L)`` in this process, one after the other.
 
@@ -58,6 +59,7 @@ def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | No
     ``with_reference_impl`` also times ``tests/reference_runner.py`` on each variant.
     ``matmul_peak`` / ``stats`` (name -> :func:`model_stats`) skip re-measuring them when the
     same variants are timed on many clips; ``stats`` is filled in for the caller.
+    ``outputs``, when given, receives each variant's separated stems (for nulls between them).
     """
     audio_seconds = mix.shape[-1] / sample_rate
     peak = matmul_peak or matmul_peak_gflops()
@@ -75,6 +77,8 @@ def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | No
         if warmup:
             warm_up(runner, mix.shape[0])
         out, seconds, rss = time_call(lambda: runner.separate(mix))
+        if outputs is not None:
+            outputs[name] = out
         row = {"variant": name, **stats,
                "seconds": seconds, "audio_seconds": audio_seconds,
                "seconds_per_audio_minute": seconds / audio_seconds * 60, "rtf": seconds / audio_seconds,
@@ -146,6 +150,41 @@ def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, cha
     return row
 
 
+def null_db(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Residual energy of ``estimate`` against ``reference`` in dB (-inf: identical)."""
+    err = float(np.square(estimate.astype(np.float64) - reference).sum())
+    return float("-inf") if err == 0 else 10 * np.log10(err / float(np.square(reference.astype(np.float64)).sum()))
+
+
+def backend_report(model, name: str, backends: list[str], seconds: float, runner_kwargs: dict,
+                   threads: int | None, reference_impl: bool = True) -> dict:
+    """Every backend of ``model`` on the same generated clip in this process: s/audio-min, the
+    ratio to the straightforward reference implementation timed in the same run, the null
+    against torch fp32, achieved GFLOP/s against the matmul peak, and peak RSS."""
+    from separation.backends import prepare_backend
+
+    mix = synthetic_mix(seconds)
+    variants = {b: prepare_backend(model, b, threads) for b in backends}
+    chunk = runner_kwargs.get("chunk_size") or model.spec.audio.chunk_size
+    stats = {(b, chunk, runner_kwargs["num_overlap"]): model_stats(model, chunk, runner_kwargs["num_overlap"])
+             for b in backends}  # FLOPs are the model's whatever runs it
+    outputs = {}
+    rows = benchmark_variants(variants, mix, {**runner_kwargs, "chunk_size": chunk}, reference_variant="torch",
+                              stats=stats, outputs=outputs, progress=True)
+    reference = {}
+    if reference_impl:
+        runner = runner_for(model, {**runner_kwargs, "chunk_size": chunk})
+        reference = time_reference(model, mix, runner, outputs.get("torch", outputs[backends[0]]), seconds)
+    base = outputs.get("torch")
+    for row in rows:
+        row["backend"] = row["variant"]
+        row["null_db_vs_torch_fp32"] = null_db(outputs[row["variant"]], base) if base is not None else None
+        if "seconds" in reference:
+            row["speed_ratio_vs_reference_impl"] = reference["seconds"] / row["seconds"]
+    return {"model": name, "backends": rows, "reference_impl": reference, "machine": machine_info(),
+            "flop_note": FLOP_NOTE, "command": command_string("eval.speed")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval.speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", choices=["seed_cases"], help="run a named set of cases (see eval.seed_cases)")
@@ -164,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--no-reference", action="store_true", help="skip timing tests/reference_runner.py")
+    p.add_argument("--backends", help="comma-separated: torch,compile,onnx,openvino - one row each, one run")
     p.add_argument("--durations", type=float, nargs="+", help="seed_cases: override clip lengths (s)")
     p.add_argument("--out", help="write the JSON report here (it is always printed)")
     return p
@@ -183,7 +223,10 @@ def main(argv: list[str] | None = None) -> None:
                      "window": args.window, "device": args.device}
     if args.chunk_size:
         runner_kwargs["chunk_size"] = args.chunk_size
-    if args.preset == "seed_cases":
+    if args.backends:
+        report = backend_report(model, name, [b.strip() for b in args.backends.split(",") if b.strip()],
+                                args.seconds, runner_kwargs, args.threads, reference_impl=not args.no_reference)
+    elif args.preset == "seed_cases":
         from .seed_cases import markdown_table, print_table, run_seed_cases
         report = run_seed_cases(model, name, runner_kwargs, durations=args.durations)
         print_table(report["cases"])

@@ -51,6 +51,7 @@ def export_onnx(model: TFC_TDF_net, path: str | os.PathLike, opset: int = 17,
         raise UserError(f"exporter={exporter!r}; use one of {', '.join(EXPORTERS)}.")
     core = model.core().eval()
     example = _example(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -150,7 +151,7 @@ class OpenVinoSeparator(OnnxSeparator):
         if not onnx_path.is_file():
             raise UserError(f"ONNX model {onnx_path} does not exist; export one with separation.onnx_backend.export_onnx.")
         self.spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_yaml(spec or onnx_path.with_suffix(".yaml"))
-        config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
         self.compiled = ov.Core().compile_model(str(onnx_path), "CPU", config)
         a = self.spec.audio
         self.stft = STFT(a.n_fft, a.hop_length, a.dim_f)

@@ -14,7 +14,8 @@ import torch
 
 from .audio import SAMPLE_RATE, AtomicWavWriter, check_writable_dir, read_audio
 from .errors import UserError, exit_on_user_error
-from .runner import PRECISIONS, Runner
+from .backends import BACKENDS, choose_backend, prepare_backend
+from .runner import PRECISIONS, Runner, pick_device
 
 DEFAULT_MODEL = "drumsep-demo-teacher"
 
@@ -33,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--window", default="msst", choices=["msst", "hann"])
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                   help="inference backend; auto measures torch/onnx/openvino once on this machine and keeps the fastest")
+    p.add_argument("--compile", action="store_true", help="same as --backend compile")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return p
 
@@ -77,10 +80,17 @@ def main(argv: list[str] | None = None) -> None:
     out = check_writable_dir(args.out)
     model = load_any(args.model, args.config, args.weights)
     spec = model.spec
-    runner = Runner(model, chunk_size=args.chunk_size or spec.audio.chunk_size,
+    device = pick_device(args.device)
+    backend = "compile" if args.compile else args.backend
+    if backend == "auto":  # exported runtimes are CPU paths here; on a GPU torch (with autocast) runs
+        backend = "torch" if device.type != "cpu" or args.precision != "fp32" else choose_backend(model, threads=args.threads)[0]
+        print(f"backend: {backend} (--backend auto)")
+    if backend in ("onnx", "openvino") and args.precision != "fp32":
+        raise UserError(f"--precision {args.precision} applies to the torch backends; use --backend torch or compile.")
+    runner = Runner(prepare_backend(model, backend, args.threads, device.type),
+                    chunk_size=args.chunk_size or spec.audio.chunk_size,
                     num_overlap=args.num_overlap or spec.inference.num_overlap,
-                    batch_size=args.batch_size, precision=args.precision, device=args.device,
-                    compile=args.compile, window=args.window)
+                    batch_size=args.batch_size, precision=args.precision, device=str(device), window=args.window)
     for path in args.inputs:
         mix, _ = read_audio(path)
         write_track(runner, mix, spec.stems, out / path.stem)

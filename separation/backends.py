@@ -1,0 +1,149 @@
+"""Inference backends for the one runner: ``torch``, ``compile``, ``onnx``, ``openvino``, ``auto``.
+
+    separator, why = prepare_backend(model, "auto")        # what Runner(separator, ...) runs
+    Runner(separator, chunk_size=model.spec.audio.chunk_size).separate(mix)
+
+Every variant (teacher, student, pruned) goes through the same export: the spectral core is
+written to ONNX once (:func:`separation.onnx_backend.export_onnx`) and cached under
+``~/.cache/drumsep-lab/exports`` by the SHA-256 of its weights + config + backend version, so a
+second run loads the file. ``auto`` times one chunk on every backend that loads here, keeps the
+fastest, and caches that choice per machine (CPU model, flags, threads) and model; the JSON it
+writes says why. A backend that cannot load never falls back silently: it raises one
+:class:`UserError` that says how to install it (``auto`` reports it in ``why`` and skips it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .atomic_io import atomic_write_text
+from .errors import UserError
+from .pretrained import cache_dir
+
+BACKENDS = ("torch", "compile", "onnx", "openvino")
+INSTALL = {"onnx": "pip install onnxruntime onnx", "openvino": "pip install openvino onnx"}
+
+
+def cache_root() -> Path:
+    return cache_dir().parent  # ~/.cache/drumsep-lab (or $DRUMSEP_CACHE), beside checkpoints/
+
+
+def backend_version(backend: str) -> str:
+    if backend == "onnx":
+        import onnxruntime
+        return f"onnxruntime-{onnxruntime.__version__}"
+    if backend == "openvino":
+        import openvino
+        return f"openvino-{openvino.__version__}"
+    return f"torch-{torch.__version__}"
+
+
+def model_key(model, backend: str) -> str:
+    """SHA-256 of the weights, the config and the backend's version (what an export depends on)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(model.spec.to_yaml().encode())
+    digest.update(backend_version(backend).encode())
+    digest.update(torch.__version__.encode())  # the exporter
+    return digest.hexdigest()[:24]
+
+
+def _require(backend: str) -> None:
+    module = {"onnx": "onnxruntime", "openvino": "openvino"}.get(backend)
+    if module is None:
+        return
+    try:
+        __import__(module)
+        __import__("onnx")
+    except ImportError:
+        raise UserError(f"backend {backend} needs {module}, which is not installed: {INSTALL[backend]}") from None
+
+
+def exported_onnx(model, backend: str, log: Callable[[str], None] = print) -> Path:
+    """The cached ONNX file of ``model``'s spectral core (exported on first use)."""
+    from .onnx_backend import export_onnx
+
+    path = cache_root() / "exports" / f"{model_key(model, backend)}.onnx"
+    if not path.is_file():
+        log(f"exporting the model to ONNX for {backend} (once; cached as {path})")
+        export_onnx(model.cpu().eval(), path)
+    return path
+
+
+def prepare_backend(model, backend: str = "torch", threads: int | None = None, device: str = "cpu",
+                    log: Callable[[str], None] = print):
+    """A callable ``(B, C, L) -> (B, S, C, L)`` running ``model`` on ``backend`` (not ``auto``)."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)} or auto.")
+    if backend == "torch":
+        return model
+    if backend == "compile":
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True  # folds the eval-mode weights into the graph as constants
+        return torch.compile(model.eval())
+    _require(backend)
+    path = exported_onnx(model, backend, log)
+    threads = threads or torch.get_num_threads()
+    if backend == "onnx":
+        from .onnx_backend import OnnxSeparator
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
+        return OnnxSeparator(path, model.spec, threads=threads, providers=providers)
+    from .onnx_backend import OpenVinoSeparator
+    return OpenVinoSeparator(path, model.spec, threads=threads)
+
+
+def machine_key(threads: int) -> str:
+    cpu, flags = platform.processor() or platform.machine(), ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), cpu)
+        flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    except OSError:
+        pass
+    return hashlib.sha256(f"{cpu}|{flags}|{threads}".encode()).hexdigest()[:16], cpu
+
+
+def time_chunk(separator, chunk: torch.Tensor, repeats: int = 2) -> float:
+    """Best of ``repeats`` timed calls after one warm-up call (compile and caches happen there)."""
+    with torch.no_grad():
+        separator(chunk)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            separator(chunk)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def choose_backend(model, candidates=("torch", "onnx", "openvino"), threads: int | None = None,
+                   log: Callable[[str], None] = print, refresh: bool = False) -> tuple[str, dict]:
+    """The fastest backend for ``model`` on this machine, measured once and cached; and why."""
+    threads = threads or torch.get_num_threads()
+    mkey, cpu = machine_key(threads)
+    record_path = cache_root() / "auto" / f"{mkey}-{model_key(model, 'torch')}.json"
+    if record_path.is_file() and not refresh:
+        record = json.loads(record_path.read_text())
+        return record["backend"], record
+    chunk = torch.randn(1, model.spec.audio.num_channels, model.spec.audio.chunk_size) * 0.1
+    seconds, skipped = {}, {}
+    for name in candidates:
+        try:
+            seconds[name] = round(time_chunk(prepare_backend(model, name, threads, log=log), chunk), 4)
+            log(f"auto: {name} {seconds[name]:.3f} s per chunk")
+        except UserError as err:
+            skipped[name] = str(err)
+    best = min(seconds, key=seconds.get)
+    record = {"backend": best, "seconds_per_chunk": seconds, "skipped": skipped, "cpu": cpu, "threads": threads,
+              "why": f"{best} was fastest on one {model.spec.audio.chunk_size}-sample chunk of this model here",
+              "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    atomic_write_text(record_path, json.dumps(record, indent=1))
+    return best, record

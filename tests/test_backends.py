@@ -1,0 +1,90 @@
+"""Inference backends through the one runner: parity with torch fp32, export cache, auto choice."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from separation.backends import BACKENDS, choose_backend, exported_onnx, prepare_backend
+from separation.errors import UserError
+from separation.runner import Runner
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRUMSEP_CACHE", str(tmp_path / "cache"))
+
+
+def null_db(estimate: np.ndarray, reference: np.ndarray) -> float:
+    err = np.square(estimate.astype(np.float64) - reference).sum()
+    return -np.inf if err == 0 else 10 * np.log10(err / np.square(reference.astype(np.float64)).sum())
+
+
+def drum_clip(seconds: float) -> np.ndarray:
+    """Real drums: a clip rendered from a synthetic kit (the same everywhere), mixture ``(2, n)``."""
+    from drumdata.mixer import mix, render_clip
+    from drumdata.synth import synth_kit
+
+    stems, _ = render_clip(synth_kit("synthetic-A"), seconds, np.random.default_rng(0))
+    return mix(stems)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_matches_torch_fp32_through_the_runner(tiny_model, backend):
+    # The exported runtimes run the bundled teacher: a random tiny net amplifies rounding through its
+    # InstanceNorms (OpenVINO's null is about -40 dB on a random c=8 net, -106 dB on the teacher).
+    # torch.compile compiles the tiny net: the teacher would take minutes to compile here.
+    from separation import load_any
+
+    model = tiny_model if backend == "compile" else load_any("drumsep-demo-teacher")
+    mix = drum_clip(seconds=1.5)
+    chunk = model.spec.audio.chunk_size
+    reference = Runner(model, chunk, num_overlap=2, progress=False).separate(mix)
+    separator = prepare_backend(model, backend, threads=1, log=lambda *_: None)
+    out = Runner(separator, chunk, num_overlap=2, batch_size=2, progress=False).separate(mix)
+    assert out.shape == reference.shape
+    assert null_db(out, reference) <= -60
+
+
+def test_export_is_cached_by_weights_and_config(tiny_model, tmp_path):
+    messages = []
+    first = exported_onnx(tiny_model, "onnx", log=messages.append)
+    again = exported_onnx(tiny_model, "onnx", log=messages.append)
+    assert first == again and len(messages) == 1  # exported once, with a message
+    changed = type(tiny_model)(tiny_model.spec)
+    assert exported_onnx(changed, "onnx", log=messages.append) != first  # other weights, other file
+
+
+def test_auto_measures_once_and_records_why(tiny_model, monkeypatch):
+    name, record = choose_backend(tiny_model, candidates=("torch", "onnx"), threads=1, log=lambda *_: None)
+    assert name in ("torch", "onnx") and set(record["seconds_per_chunk"]) == {"torch", "onnx"}
+    assert name in record["why"]
+    import separation.backends as backends
+
+    monkeypatch.setattr(backends, "time_chunk", lambda *a: pytest.fail("measured again"))
+    assert choose_backend(tiny_model, candidates=("torch", "onnx"), threads=1)[0] == name  # cached choice
+
+
+def test_missing_runtime_says_how_to_install(tiny_model, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    with pytest.raises(UserError, match="pip install openvino"):
+        prepare_backend(tiny_model, "openvino")
+    name, record = choose_backend(tiny_model, candidates=("torch", "openvino"), threads=1, log=lambda *_: None)
+    assert name == "torch" and "pip install openvino" in record["skipped"]["openvino"]
+    with pytest.raises(UserError, match="unknown backend"):
+        prepare_backend(tiny_model, "tensorrt")
+
+
+def test_separate_cli_backend_auto(tiny_checkpoint, tmp_path, capsys):
+    import soundfile as sf
+
+    from separation.separate import main
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, (np.random.default_rng(0).standard_normal((22050, 2)) * 0.1).astype(np.float32), 44100)
+    main([str(wav), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint), "--threads", "1"])
+    assert "backend:" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out" / "clip").iterdir())[0].endswith(".wav")
+    record = json.loads(next((tmp_path / "cache" / "auto").glob("*.json")).read_text())
+    assert record["backend"] in BACKENDS
