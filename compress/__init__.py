@@ -4,7 +4,7 @@ separators are inference backends and live in :mod:`separation.onnx_backend`.
 
 * :mod:`compress.prune` - structured channel pruning (torch-pruning): ``prune_(model, PruneConfig(...))``
 * :mod:`compress.quantize` - torchao int8: ``quantize_model(model, QuantConfig(...))``
-* :mod:`compress.eval_hooks` - loaders for ``eval.pareto`` variant kinds ``pruned``, ``int8``, ``onnx``
+* :mod:`compress.eval_hooks` - loaders for ``eval.tables.pareto`` variant kinds ``pruned``, ``int8``, ``onnx``
 * :mod:`compress.bench` - one-process speed comparison of all of them on this machine
 
 Submodules import torch-pruning/torchao/onnxruntime lazily, so ``import compress`` is cheap.

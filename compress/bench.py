@@ -28,7 +28,7 @@ from separation.atomic_io import atomic_write_bytes
 from separation.checkpoint import load_model
 from separation.errors import exit_on_user_error
 from separation.pretrained import MODELS_DIR
-from eval.benchlib import model_size_mb as size_mb
+from eval.timing.benchlib import model_size_mb as size_mb
 
 from .common import crops_from_audio, null_db
 
@@ -75,7 +75,7 @@ def build_variant(name: str, parent: TFC_TDF_net, calibration, workdir: Path, ar
 
 
 def measure(name: str, model, mix: np.ndarray, reference, args, sample_rate: int) -> tuple[dict, np.ndarray]:
-    from eval.benchlib import PeakRSS, model_stats, runner_for
+    from eval.timing.benchlib import PeakRSS, model_stats, runner_for
 
     runner = runner_for(model, {"chunk_size": args.chunk_size, "num_overlap": args.num_overlap,
                                 "batch_size": args.batch_size})
@@ -103,7 +103,7 @@ def measure(name: str, model, mix: np.ndarray, reference, args, sample_rate: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    from eval.benchlib import machine_info
+    from eval.timing.benchlib import machine_info
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(MODELS_DIR / "drumsep_5stems.yaml"), help="MSST YAML of the parent")

@@ -1,4 +1,4 @@
-"""Loaders for ``eval.pareto`` variant kinds ``pruned``, ``int8`` and ``onnx``.
+"""Loaders for ``eval.tables.pareto`` variant kinds ``pruned``, ``int8`` and ``onnx``.
 
 List this module under ``imports:`` in a Pareto config; importing it registers the loaders::
 
@@ -26,8 +26,8 @@ from separation.errors import UserError
 
 
 def _base_model(entry: dict) -> TFC_TDF_net:
-    """The float model an entry names: the same rules as eval.pareto's default loader."""
-    from eval.pareto import load_checkpoint_or_random
+    """The float model an entry names: the same rules as eval.tables.pareto's default loader."""
+    from eval.tables.pareto import load_checkpoint_or_random
 
     return load_checkpoint_or_random(entry)
 
@@ -84,9 +84,9 @@ LOADERS = {"pruned": load_pruned, "int8": load_int8, "onnx": load_onnx}
 
 
 def register() -> None:
-    """Register the loaders with eval.pareto (a no-op where eval is not installed)."""
+    """Register the loaders with eval.tables.pareto (a no-op where eval is not installed)."""
     try:
-        from eval.pareto import register_loader
+        from eval.tables.pareto import register_loader
     except ImportError:
         return
     for kind, fn in LOADERS.items():

@@ -19,5 +19,5 @@ for loss in mse_stft snr_floor; do
     | sed -u "s/^/[$loss] /" >> "$OUT/log.txt" &
 done
 wait
-timeout ${SPEED_TIMEOUT:-90} $PY -m eval.gpu_speed --seconds 210 --out "$OUT/gpu_speed.json" >> "$OUT/log.txt" 2>&1
+timeout ${SPEED_TIMEOUT:-90} $PY -m eval.timing.gpu_speed --seconds 210 --out "$OUT/gpu_speed.json" >> "$OUT/log.txt" 2>&1
 tail -n 30 "$OUT/log.txt"

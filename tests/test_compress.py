@@ -171,7 +171,7 @@ def test_onnx_parity_and_loaders(parent, mix, tmp_path):
     assert path.with_suffix(".yaml").is_file()
     sep = OnnxSeparator(path, threads=1)
     assert null_db(separate(sep, mix), reference) <= -60
-    # a free-pruned model exports too, and the eval.pareto loaders build every kind
+    # a free-pruned model exports too, and the eval.tables.pareto loaders build every kind
     pruned = prune_(copy.deepcopy(parent), PruneConfig("free", ratio=0.3))
     save_model(pruned, tmp_path / "free.ckpt")
     onnx_sep = load_onnx({"name": "o", "model": str(tmp_path / "free.ckpt"), "onnx": str(tmp_path / "free.onnx")})

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from eval.museval_sdr import evaluate_folders, evaluate_track, utterance_sdr_folders
+from eval.scoring.museval_sdr import evaluate_folders, evaluate_track, utterance_sdr_folders
 from separation.audio import write_audio
 
 SR = 44100

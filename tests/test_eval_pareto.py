@@ -1,4 +1,4 @@
-"""eval.pareto end to end on two tiny random-weight variants, the overlap study, the notebooks."""
+"""eval.tables.pareto end to end on two tiny random-weight variants, the overlap study, the notebooks."""
 import json
 from pathlib import Path
 
@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from eval.overlap_study import run_overlap_study, write_study
-from eval.pareto import main as pareto_main
-from eval.pareto import register_loader, run_pareto
-from eval.synthetic import make_dataset, make_variants
+from eval.tables.overlap_study import run_overlap_study, write_study
+from eval.tables.pareto import main as pareto_main
+from eval.tables.pareto import register_loader, run_pareto
+from eval.timing.synthetic import make_dataset, make_variants
 from separation import load_any
 from separation.errors import UserError
 
@@ -105,7 +105,7 @@ def test_pareto_without_ground_truth_is_fidelity_only(pareto_run):
 
 
 def test_pareto_user_errors(pareto_run, monkeypatch):
-    from eval import pareto
+    from eval.tables import pareto
     cfg, _, tmp = pareto_run
     monkeypatch.delitem(pareto.LOADERS, "onnx", raising=False)  # compress.eval_hooks may have registered it
     with pytest.raises(UserError, match="no teacher"):
@@ -144,11 +144,11 @@ def test_notebooks_execute(pareto_run, notebook, params, tmp_path):
 
 
 PLUGIN = '''
-"""A loader plug-in as a user would write one: registers a kind with eval.pareto on import and
+"""A loader plug-in as a user would write one: registers a kind with eval.tables.pareto on import and
 returns a plain callable (no nn.Module, no .spec), which the runner accepts too."""
 from pathlib import Path
 
-from eval.pareto import register_loader
+from eval.tables.pareto import register_loader
 from separation import load_any
 
 
@@ -171,13 +171,13 @@ def _run_pareto_cli(cfg: dict, tmp: Path):
     path = tmp / f"{Path(cfg['out_dir']).name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp / "plugins"), str(REPO)]), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "eval.pareto", str(path)], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "eval.tables.pareto", str(path)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
 def test_pareto_cli_with_imported_plugin(pareto_run):
-    """`python -m eval.pareto` (the __main__ path) must use the loaders that modules under
-    `imports:` register: they register with `eval.pareto`, not with a second `__main__` copy."""
+    """`python -m eval.tables.pareto` (the __main__ path) must use the loaders that modules under
+    `imports:` register: they register with `eval.tables.pareto`, not with a second `__main__` copy."""
     cfg, _, tmp = pareto_run
     (tmp / "plugins").mkdir(exist_ok=True)
     (tmp / "plugins" / "my_loader_plugin.py").write_text(PLUGIN)

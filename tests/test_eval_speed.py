@@ -1,12 +1,13 @@
-"""eval.speed reports the GUIDE's fields on a tiny model (no speed targets here)."""
+"""eval.timing.speed reports the GUIDE's fields on a tiny model (no speed targets here)."""
 import json
 
 import pytest
 import torch
 
-from eval.benchlib import synthetic_mix
-from eval.speed import benchmark_variants, main
-from eval.synthetic import tiny_spec
+from eval.timing.benchlib import synthetic_mix
+from eval.timing.measure import benchmark_variants
+from eval.timing.speed import main
+from eval.timing.synthetic import tiny_spec
 from separation import TFC_TDF_net
 
 FIELDS = ["variant", "params", "gflop_per_audio_second", "size_mb", "seconds_per_audio_minute", "rtf",
@@ -68,7 +69,7 @@ def test_seed_cases_preset_smoke(tmp_path):
 
 
 def test_runner_memory_benchmark_reports_both_ways(capsys):
-    from eval.runner_memory import main as memory_main
+    from eval.timing.runner_memory import main as memory_main
     memory_main(["--seconds", "3", "--chunk-size", "8192"])
     report = json.loads(capsys.readouterr().out)
     assert [r["way"] for r in report["rows"]] == ["preallocated", "concatenate"]

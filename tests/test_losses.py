@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from drumdata.bank import draw_batch, render_bank
-from eval.metrics import utterance_sdr
+from eval.scoring.metrics import utterance_sdr
 from train.losses import LOSSES, make_loss
 
 SHAPE = (2, 5, 2, 4096)

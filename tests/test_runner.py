@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference_runner import reference_separate
+from eval.timing.reference_runner import reference_separate
 from separation.runner import ChunkPlan, Runner
 
 

@@ -8,29 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
 
+from eval.timing.benchlib import machine_info
 from separation.atomic_io import atomic_write_bytes
 from separation.checkpoint import read_state_dict, save_model
 from separation.config import ModelSpec
 from separation.errors import CheckpointError, exit_on_user_error
 from separation.model import TFC_TDF_net
-
-
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def model_from_lightning(ckpt: str | Path) -> TFC_TDF_net:
@@ -66,7 +53,7 @@ def write_card(out_dir: Path, card: dict) -> tuple[Path, Path]:
 def export_model(model: TFC_TDF_net, out_dir: str | Path, name: str, card: dict, half: bool = False) -> dict:
     out_dir = Path(out_dir)
     ckpt, yaml_path = save_model(model, out_dir / f"{name}.ckpt", half=half)
-    card = {"name": name, "params": params_of(model), "machine": machine(), **card,
+    card = {"name": name, "params": params_of(model), "machine": machine_info(), **card,
             "files": {"checkpoint": str(ckpt), "config": str(yaml_path)}}
     json_path, md_path = write_card(out_dir, card)
     return {"checkpoint": ckpt, "config": yaml_path, "card": json_path, "card_md": md_path}

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from drumdata import STEMS
-from eval.benchlib import machine_info
+from eval.timing.benchlib import machine_info
 from separation.atomic_io import atomic_write_text
 
 from .onthefly_teacher import main as train_one

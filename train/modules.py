@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from eval.metrics import active_mask, utterance_sdr
+from eval.scoring.metrics import active_mask, utterance_sdr
 from separation.config import ModelSpec
 from separation.errors import UserError
 from separation.model import TFC_TDF_net

@@ -25,8 +25,8 @@ import torch
 from drumdata import STEMS
 from drumdata.bank import activity, draw_batch, kits_for_split, render_bank
 from drumdata.kits import DEFAULT_KITS_DIR
-from eval.benchlib import machine_info
-from eval.metrics import active_mask, utterance_sdr
+from eval.timing.benchlib import machine_info
+from eval.scoring.metrics import active_mask, utterance_sdr
 from separation.atomic_io import atomic_write_bytes
 from separation.checkpoint import save_model
 from separation.config import ModelSpec

@@ -1,4 +1,4 @@
-"""End-of-run measurement of an exported model against its teacher, through ``eval.pareto``.
+"""End-of-run measurement of an exported model against its teacher, through ``eval.tables.pareto``.
 
 Same runner settings, same audio, same process for both, so the speed ratio is honest; SDR is
 museval on the held-out test kits; fidelity is the student's SDR with the teacher's output as
@@ -34,7 +34,7 @@ def test_split_dataset(cfg) -> dict:
 
 def evaluate_export(cfg, paths: dict, teacher_desc: dict | None, command: str | None = None) -> dict:
     """Measure the exported model (and its teacher) and return the model-card fields."""
-    from eval.pareto import run_pareto
+    from eval.tables.pareto import run_pareto
 
     runner = {"num_overlap": int(cfg.export.num_overlap), "batch_size": 1}
     own = {"name": "student" if teacher_desc else "model", "kind": "student" if teacher_desc else "teacher",

@@ -10,7 +10,7 @@ Silence, which drums have a lot of (a track without toms, a bar without cymbals)
 * museval marks a frame NaN when any reference (or estimate) in it is exactly silent, so the
   per-track reduction is ``nanmedian`` over frames;
 * a track whose reference stem is silent as a whole (RMS below ``threshold_db``, default
-  -60 dBFS, :func:`eval.metrics.active_mask`) has no defined SDR for that stem: it is
+  -60 dBFS, :func:`eval.scoring.metrics.active_mask`) has no defined SDR for that stem: it is
   *excluded* from that stem's aggregate, and so is a stem whose every frame is NaN. The number
   of excluded tracks per stem is reported as ``excluded``;
 * an estimate that is exactly silent for a whole track where the reference plays (museval
@@ -27,7 +27,7 @@ reference, so they equal the joint values wherever those exist; SIR/SAR count in
 from "the rest of the kit" instead of from each other stem separately.
 
 Files: ``DIR/<track>/<stem>.wav`` in both folders (the estimate folder of
-:mod:`eval.pareto`, a user folder or a dataset split). Audio is read at 44.1 kHz stereo and
+:mod:`eval.tables.pareto`, a user folder or a dataset split). Audio is read at 44.1 kHz stereo and
 cut to the shorter of reference and estimate, so references need not be cropped when a
 benchmark only separated the first ``max_seconds``.
 """
@@ -259,7 +259,7 @@ def evaluate_folders(reference_dir, estimate_dir, stems, jobs: int | None = None
 
 def utterance_sdr_folders(reference_dir, estimate_dir, stems, threshold_db: float = -60.0,
                           tracks: list[str] | None = None) -> dict:
-    """The fast whole-track SDR (:func:`eval.metrics.utterance_sdr`) folder against folder.
+    """The fast whole-track SDR (:func:`eval.scoring.metrics.utterance_sdr`) folder against folder.
 
     Same silence rule and return layout as :func:`evaluate_folders` (metric ``SDR`` only)."""
     reference_dir, estimate_dir, stems = Path(reference_dir), Path(estimate_dir), list(stems)

@@ -1,4 +1,4 @@
-"""Measurement helpers shared by eval.speed, eval.pareto and eval.overlap_study: the machine,
+"""Measurement helpers shared by eval.timing.speed, eval.tables.pareto and eval.tables.overlap_study: the machine,
 peak RSS during a call, FLOPs of one chunk, a matmul peak, model size, test audio."""
 from __future__ import annotations
 

@@ -5,7 +5,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from separation.atomic_io import atomic_write_text
+from separation.audio import read_audio
+
+from .tracks import find_tracks
 
 
 def flatten(row: dict) -> dict:
@@ -76,3 +81,19 @@ def load_results(results_dir: str | os.PathLike) -> tuple[list[dict], dict]:
     """``(rows, meta)`` from a directory written by :func:`write_tables`."""
     data = json.loads((Path(results_dir) / "results.json").read_text())
     return data["variants"], data["meta"]
+
+
+def listen_signals(results_dir, track: str, stem: str, variants: list[str]) -> dict[str, np.ndarray]:
+    """Mixture, reference (if the dataset has it) and each variant's estimate of ``stem`` for one
+    track of a :mod:`eval.tables.pareto` output directory, cut to the estimates' length."""
+    _, meta = load_results(results_dir)
+    folder = dict(find_tracks({**meta["dataset"], "max_tracks": None})[0])[track]
+    out = {}
+    for v in variants:
+        out[v] = read_audio(Path(results_dir) / "estimates" / v / track / f"{stem}.wav")[0]
+    n = min(a.shape[-1] for a in out.values())
+    signals = {"mixture": read_audio(folder / "mixture.wav")[0][:, :n]}
+    if (folder / f"{stem}.wav").is_file():
+        signals["reference"] = read_audio(folder / f"{stem}.wav")[0][:, :n]
+    signals.update({v: a[:, :n] for v, a in out.items()})
+    return signals

@@ -4,7 +4,6 @@ Functions return matplotlib figures and never call ``show``: notebooks display t
 CLIs save them (headless matplotlib falls back to ``Agg`` by itself)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -123,24 +122,3 @@ def plot_spectrograms(signals: dict[str, np.ndarray], sample_rate: int = 44100, 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def listen_signals(results_dir, track: str, stem: str, variants: list[str]) -> dict[str, np.ndarray]:
-    """Mixture, reference (if the dataset has it) and each variant's estimate of ``stem`` for one
-    track of a :mod:`eval.pareto` output directory, cut to the estimates' length."""
-    from separation.audio import read_audio
-
-    from .pareto import find_tracks
-    from .report import load_results
-
-    _, meta = load_results(results_dir)
-    folder = dict(find_tracks({**meta["dataset"], "max_tracks": None})[0])[track]
-    out = {}
-    for v in variants:
-        out[v] = read_audio(Path(results_dir) / "estimates" / v / track / f"{stem}.wav")[0]
-    n = min(a.shape[-1] for a in out.values())
-    signals = {"mixture": read_audio(folder / "mixture.wav")[0][:, :n]}
-    if (folder / f"{stem}.wav").is_file():
-        signals["reference"] = read_audio(folder / f"{stem}.wav")[0][:, :n]
-    signals.update({v: a[:, :n] for v, a in out.items()})
-    return signals

@@ -24,7 +24,7 @@ def run_seed_cases(model, name: str, runner_kwargs: dict, durations: list[float]
     Rows have the GUIDE speed fields plus ``case``, ``audio`` and ``preprocess_seconds``."""
     import sys
 
-    from .speed import time_generated_input
+    from .measure import time_generated_input
 
     cases = ({f"{d:g}s": d for d in durations} if durations else DURATIONS)
     rows, stats, peak = [], {}, matmul_peak_gflops()

@@ -1,0 +1,1 @@
+"""Scoring: museval BSSEval v4 SDR and the fast utterance SDR."""

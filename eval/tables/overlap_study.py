@@ -1,0 +1,169 @@
+"""How much overlap does a model need? SDR and time for every runner setting of one model.
+
+    python -m eval.overlap_study --model drumsep-demo-teacher --data /data/drums --max-tracks 3
+    python -m eval.overlap_study --config my.yaml --data my_tracks/ --overlaps 1 2 4
+
+Grid: ``num_overlap`` in {1, 2, 4, 8} x chunk size in {the training chunk
+(``audio.chunk_size``, MSST's default), UVR's ``hop_length * 255`` (256 STFT frames, ~3 s)} x
+window in {``msst`` linear fades, ``hann`` taper}. The baseline is what MSST does by default
+(training chunk, ``msst``, ``num_overlap=4``); the study reports the cheapest setting whose mean
+SDR is within ``tolerance`` (0.1 dB) of it. All settings are timed in one process on the same
+audio before any scoring starts, so the times compare.
+
+Writes ``OUT/overlap_study.json``, ``.md`` and ``.png``; estimates go to
+``OUT/estimates/<setting>/<track>/<stem>.wav`` and museval results are cached.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from separation import STEMS
+from separation.audio import read_audio, write_audio
+from separation.errors import UserError, exit_on_user_error
+
+from ..timing.benchlib import (build_model, command_string, machine_info, model_stats,
+                       parse_cli, runner_for, time_call, warm_up)
+from ..scoring.museval_sdr import evaluate_folders, utterance_sdr_folders
+from .tracks import find_tracks, has_ground_truth
+from separation.atomic_io import atomic_write_text
+
+OVERLAPS = (1, 2, 4, 8)
+WINDOWS = ("msst", "hann")
+CHUNKS = ("training", "uvr")
+
+
+def chunk_sizes(model, which=CHUNKS) -> dict[str, int]:
+    spec = model.spec
+    sizes = {"training": spec.audio.chunk_size, "uvr": spec.audio.hop_length * 255}
+    return {k: sizes[k] for k in which}
+
+
+def run_overlap_study(model, dataset: dict, out, overlaps=OVERLAPS, chunks=CHUNKS, windows=WINDOWS,
+                      metric: str = "museval", jobs: int | None = None, tolerance: float = 0.1,
+                      batch_size: int = 1) -> dict:
+    """Separate, time and score every setting; returns ``{"rows", "baseline", "best", ...}``.
+
+    Each row: ``num_overlap``, ``chunk_label``, ``chunk_size``, ``window``, ``seconds``,
+    ``seconds_per_audio_minute``, ``rtf``, ``peak_rss_mb``, ``gflop_per_audio_second``,
+    ``sdr`` ({stem: mean over tracks, "mean"}) and ``sdr_mean``."""
+    out = Path(out)
+    tracks, base = find_tracks(dataset)
+    stems = list(getattr(model, "stems", None) or STEMS)
+    if not has_ground_truth(tracks, stems):
+        raise UserError(f"{base} has no stem files; the overlap study needs ground truth <track>/<stem>.wav.")
+    mixes = {}
+    for track, folder in tracks:
+        mix, sr = read_audio(folder / "mixture.wav")
+        mixes[track] = mix[:, : int(dataset["max_seconds"] * sr)] if dataset.get("max_seconds") else mix
+    audio_seconds = sum(m.shape[-1] for m in mixes.values()) / 44100
+    settings = [(o, c, size, w) for c, size in chunk_sizes(model, chunks).items() for w in windows for o in overlaps]
+    rows, flops = [], {}
+    for num_overlap, label, size, window in settings:  # phase 1: timing only
+        runner = runner_for(model, {"chunk_size": size, "num_overlap": num_overlap, "window": window,
+                                    "batch_size": batch_size})
+        name = f"{label}_{window}_o{num_overlap}"
+        if size not in flops:  # one counted forward and one warm-up batch per chunk size
+            flops[size] = model_stats(model, size, 1)
+            warm_up(runner)
+        stats = {**flops[size], "gflop_per_audio_second": (flops[size]["gflop_per_audio_second"] or 0) * num_overlap
+                 or None}
+        seconds, peak = 0.0, 0.0
+        for track, mix in mixes.items():
+            est, took, rss = time_call(lambda: runner.separate(mix))
+            seconds, peak = seconds + took, max(peak, rss.peak_mb)
+            for stem, audio in zip(stems, est):
+                write_audio(out / "estimates" / name / track / f"{stem}.wav", audio)
+        print(f"[overlap] {name}: {seconds:.1f} s", file=sys.stderr)
+        rows.append({"setting": name, "num_overlap": num_overlap, "chunk_label": label, "chunk_size": size,
+                     "window": window, "batch_size": batch_size, "seconds": seconds,
+                     "seconds_per_audio_minute": seconds / audio_seconds * 60, "rtf": seconds / audio_seconds,
+                     "peak_rss_mb": peak, **stats})
+    for row in rows:  # phase 2: scoring
+        est = out / "estimates" / row["setting"]
+        if metric == "museval":
+            res = evaluate_folders(base, est, stems, jobs=jobs, cache_dir=out / "cache", cache_key=row["setting"],
+                                   tracks=list(mixes))
+        else:
+            res = utterance_sdr_folders(base, est, stems, tracks=list(mixes))
+        row.update(sdr=res["sdr"], sdr_mean=res["sdr"]["mean"], excluded=res["excluded"])
+    baseline = next((r for r in rows if (r["chunk_label"], r["window"], r["num_overlap"]) == ("training", "msst", 4)),
+                    None)
+    best = None
+    if baseline is not None and baseline["sdr_mean"] is not None:
+        ok = [r for r in rows if r["sdr_mean"] is not None and r["sdr_mean"] >= baseline["sdr_mean"] - tolerance]
+        best = min(ok, key=lambda r: r["seconds"])["setting"]
+    return {"rows": rows, "baseline": baseline["setting"] if baseline else None, "best": best,
+            "tolerance_db": tolerance, "metric": metric, "stems": stems, "tracks": list(mixes),
+            "audio_seconds": audio_seconds, "machine": machine_info()}
+
+
+def _num(value, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def markdown(study: dict) -> str:
+    lines = ["| setting | chunk | window | num_overlap | s / audio min | mean SDR | Δ vs baseline |",
+             "|---|---|---|---|---|---|---|"]
+    base = next((r["sdr_mean"] for r in study["rows"] if r["setting"] == study["baseline"]), None)
+    for r in sorted(study["rows"], key=lambda r: r["seconds"]):
+        delta = r["sdr_mean"] - base if base is not None and r["sdr_mean"] is not None else None
+        mark = " **(cheapest within tolerance)**" if r["setting"] == study["best"] else ""
+        lines.append(f"| {r['setting']}{mark} | {r['chunk_size']} | {r['window']} | {r['num_overlap']} | "
+                     f"{r['seconds_per_audio_minute']:.1f} | "
+                     f"{_num(r['sdr_mean'], '.2f')} | {_num(delta, '+.2f')} |")
+    return "\n".join(lines) + f"\n\nBaseline: {study['baseline']}; metric: {study['metric']}; " \
+        f"machine: {study['machine'].get('cpu')}; command: `{study.get('command')}`\n"
+
+
+def write_study(study: dict, out) -> None:
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_overlap
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "overlap_study.json", json.dumps(study, indent=2))
+    atomic_write_text(out / "overlap_study.md", markdown(study))
+    fig = plot_overlap(study["rows"])
+    fig.savefig(out / "overlap_study.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval.overlap_study", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", help="registry name or checkpoint (default: random weights from --config)")
+    p.add_argument("--config", help="MSST YAML (needed with random weights)")
+    p.add_argument("--data", required=True, help="dataset root (with --split) or a folder of <track>/ folders")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-tracks", type=int)
+    p.add_argument("--max-seconds", type=float)
+    p.add_argument("--overlaps", type=int, nargs="+", default=list(OVERLAPS))
+    p.add_argument("--chunks", nargs="+", default=list(CHUNKS), choices=CHUNKS)
+    p.add_argument("--windows", nargs="+", default=list(WINDOWS), choices=WINDOWS)
+    p.add_argument("--metric", default="museval", choices=["museval", "usdr"])
+    p.add_argument("--tolerance", type=float, default=0.1, help="dB below the baseline still accepted")
+    p.add_argument("--jobs", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--out-dir", default="results/overlap_study")
+    return p
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_cli(build_parser(), argv)
+    model = build_model(args.config, args.model)
+    data = Path(args.data)
+    dataset = {"root": str(data), "split": args.split} if (data / args.split).is_dir() else {"folder": str(data)}
+    dataset.update(max_tracks=args.max_tracks, max_seconds=args.max_seconds)
+    study = run_overlap_study(model, dataset, args.out_dir, args.overlaps, args.chunks, args.windows,
+                              args.metric, args.jobs, args.tolerance)
+    study["command"] = command_string("eval.overlap_study", argv)
+    write_study(study, args.out_dir)
+    print(markdown(study))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""The speed/quality table: every variant separated, timed and scored on the same audio.
+
+    python -m eval.pareto configs/eval/pareto_demo.yaml [--out-dir DIR] [--max-tracks N]
+
+A config (YAML, or the dict :func:`run_pareto` takes) names a dataset and the variants::
+
+    dataset: {root: /data/drums, split: test}     # or {folder: my_tracks}; max_tracks, max_seconds
+    out_dir: results/pareto
+    imports: [compress.eval_hooks]               # modules that call register_loader()
+    threads: 2                                   # torch.set_num_threads (default: torch's choice)
+    variants:
+      - {name: teacher, model: drumsep-5stem-jarredou, kind: teacher, runner: {num_overlap: 4}}
+      - {name: c32, model: ckpt/student.ckpt, config: null, kind: student, runner: {batch_size: 2}}
+
+Per variant it writes ``OUT/estimates/<variant>/<track>/<stem>.wav``, times the separation
+(seconds, peak RSS) in this process, then, with the CPU free again, scores it with museval
+against the ground truth (if the tracks have stems) and against the teacher's estimates
+("fidelity", which needs no ground truth). Outputs: ``results.json`` / ``.csv`` / ``.md`` and
+``pareto.png`` in ``OUT``. Separation resumes: a track whose stems and timing are on disk for
+the same settings is not separated again, and museval results are cached by file hash.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+from separation import STEMS
+from separation.audio import read_audio, write_audio
+from separation.errors import UserError, exit_on_user_error
+
+from ..timing.benchlib import (build_model, command_string, machine_info, model_stats,
+                       runner_for, time_call, warm_up)
+from ..scoring.museval_sdr import evaluate_folders, utterance_sdr_folders
+from separation.atomic_io import atomic_write_text
+
+from .report import write_tables
+from .tracks import find_tracks, has_ground_truth
+
+KINDS = ("teacher", "student", "pruned", "int8", "onnx", "other")
+LOADERS: dict[str, Callable[[dict], object]] = {}
+
+
+def register_loader(kind: str, fn: Callable[[dict], object]) -> None:
+    """Make ``kind`` loadable: ``fn(entry) -> model`` where ``entry`` is the variant's config dict
+    and ``model`` maps ``(B, 2, chunk) -> (B, S, 2, chunk)`` (ideally with ``.spec``/``.stems``;
+    without ``.spec`` the entry's ``runner.chunk_size`` is required). Replaces an earlier loader."""
+    LOADERS[kind] = fn
+
+
+def load_checkpoint_or_random(entry: dict):
+    """Default loader: registry name or checkpoint path; ``model: random`` builds ``config`` with
+    random weights (seeded by ``seed``), for timing and tests."""
+    model, config = entry.get("model"), entry.get("config")
+    if model in (None, "random"):
+        if not config:
+            raise UserError(f"variant {entry.get('name')!r} has no model and no config; give one of them.")
+        return build_model(config, width=entry.get("width"), seed=int(entry.get("seed", 0)))
+    return build_model(config, str(model), weights=entry.get("weights"))
+
+
+for _kind in ("teacher", "student", "pruned", "other"):
+    register_loader(_kind, load_checkpoint_or_random)
+
+
+def stored_file_mb(entry: dict) -> float | None:
+    """MiB on disk of the file a variant is loaded from as stored (checkpoint, registry file,
+    .onnx, also one exported at load time to ``onnx:``); None when the variant is made at load
+    time (``prune:``/``quant:``, int8 recipes, random weights), whose base file would say
+    nothing about it."""
+    from separation.pretrained import REGISTRY, resolve
+
+    model = entry.get("model")
+    kind = entry.get("kind", "other")
+    if not model or model == "random" or entry.get("prune") or entry.get("quant") or kind == "int8":
+        return None
+    if kind == "onnx" and not str(model).endswith(".onnx"):
+        model = entry.get("onnx")  # exported at load time to this file (None: a temp file)
+        if not model:
+            return None
+    path = Path(str(model))
+    if not path.is_file() and model in REGISTRY:
+        try:
+            path = resolve(model, entry.get("weights"), allow_download=False)[0]
+        except Exception:  # not cached here: no size rather than a download
+            return None
+    return path.stat().st_size / 2**20 if path.is_file() else None
+
+
+def load_variant(entry: dict):
+    kind = entry.get("kind", "other")
+    if kind not in LOADERS:
+        raise UserError(f"variant {entry.get('name')!r} has kind {kind!r} but no loader is registered for it; "
+                        f"list the module that registers it under 'imports:' (known: {sorted(LOADERS)}).")
+    return LOADERS[kind](entry)
+
+
+# ------------------------------------------------------------------------------ dataset
+# ------------------------------------------------------------------------------ separation
+def _file_stamp(path) -> list | None:
+    """(size, mtime) of a file named in a config, None for names that are not files."""
+    if not path or not Path(str(path)).is_file():
+        return None
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _settings_key(entry: dict, max_seconds) -> str:
+    """What a stored estimate and its timing depend on: the variant's entry, the files it names
+    (checkpoint, config, weights) and the thread count the timing was taken with."""
+    stamps = {k: _file_stamp(entry.get(k)) for k in ("model", "config", "weights")}
+    blob = json.dumps({"entry": entry, "max_seconds": max_seconds, "stamps": stamps,
+                       "threads": torch.get_num_threads()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=None, resume=True):
+    """Separate all ``tracks`` with ``model``; returns (:func:`model_stats`, timing totals).
+
+    Timing covers ``Runner.separate`` only (not file IO); per track it is stored in
+    ``timing.json`` beside the stems so an interrupted run resumes where it stopped."""
+    runner = runner_for(model, entry.get("runner") or {})
+    stats = model_stats(model, runner.chunk_size, runner.num_overlap, device=runner.device)
+    warm_up(runner)
+    key = _settings_key(entry, max_seconds)
+    seconds = audio_seconds = peak = peak_total = 0.0
+    resumed = 0
+    for track, folder in tracks:
+        dest = out / track
+        timing_path = dest / "timing.json"
+        mixture = _file_stamp(folder / "mixture.wav")
+        if resume and timing_path.is_file() and all((dest / f"{s}.wav").is_file() for s in stems):
+            timing = json.loads(timing_path.read_text())
+            if timing.get("key") == key and timing.get("mixture") == mixture:
+                seconds, audio_seconds = seconds + timing["seconds"], audio_seconds + timing["audio_seconds"]
+                peak, resumed = max(peak, timing["peak_rss_mb"]), resumed + 1
+                peak_total = max(peak_total, timing.get("peak_rss_total_mb", 0.0))
+                continue
+        mix, sr = read_audio(folder / "mixture.wav")
+        if max_seconds:
+            mix = mix[:, : int(max_seconds * sr)]
+        est, took, rss = time_call(lambda: runner.separate(mix))
+        if est.shape[0] != len(stems):
+            raise UserError(f"variant {entry['name']!r} returns {est.shape[0]} stems, the teacher {len(stems)}.")
+        timing_path.unlink(missing_ok=True)  # stems being rewritten are not a finished track
+        for stem, audio in zip(stems, est):
+            write_audio(dest / f"{stem}.wav", audio, sr)
+        timing = {"key": key, "mixture": mixture, "seconds": took, "audio_seconds": mix.shape[-1] / sr,
+                  "peak_rss_mb": rss.peak_mb, "peak_rss_total_mb": rss.total_mb}
+        atomic_write_text(timing_path, json.dumps(timing))
+        seconds, audio_seconds, peak = seconds + took, audio_seconds + timing["audio_seconds"], max(peak, rss.peak_mb)
+        peak_total = max(peak_total, rss.total_mb)
+    return stats, {"seconds": seconds, "audio_seconds": audio_seconds, "peak_rss_mb": peak,
+            "peak_rss_total_mb": peak_total, "tracks_resumed": resumed,
+            "num_overlap": runner.num_overlap, "batch_size": runner.batch_size, "chunk_size": runner.chunk_size,
+            "precision": runner.precision, "window": runner.window_kind, "device": str(runner.device)}
+
+
+# ------------------------------------------------------------------------------ main
+def _check_variants(variants: list[dict], teacher: str | None) -> str:
+    if not variants:
+        raise UserError("the config lists no variants.")
+    names = [v.get("name") for v in variants]
+    if None in names or len(set(names)) != len(names):
+        raise UserError(f"every variant needs a unique 'name' (got {names}).")
+    for v in variants:
+        if v.get("kind", "other") not in KINDS and v.get("kind") not in LOADERS:
+            raise UserError(f"variant {v['name']!r}: unknown kind {v.get('kind')!r}; use one of {KINDS}.")
+    teacher = teacher or next((v["name"] for v in variants if v.get("kind") == "teacher"), None)
+    if teacher not in names:
+        raise UserError("no teacher: mark one variant 'kind: teacher' or set 'teacher: <variant name>'.")
+    return teacher
+
+
+def _delta(a: dict, b: dict) -> dict:
+    return {k: (a[k] - b[k] if a.get(k) is not None and b.get(k) is not None else None) for k in a}
+
+
+def run_pareto(cfg: dict) -> list[dict]:
+    """Run the whole table for ``cfg`` (the YAML's dict); returns one row per variant and writes
+    ``results.json/.csv/.md`` and ``pareto.png`` to ``cfg['out_dir']``."""
+    if hasattr(cfg, "_metadata"):  # an OmegaConf DictConfig (Hydra): plain containers from here on
+        from omegaconf import OmegaConf
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg = copy.deepcopy(dict(cfg))
+    for module in cfg.get("imports") or []:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise UserError(f"cannot import loader plugin {module!r} listed under 'imports' ({err}).") from None
+    threads = torch.get_num_threads()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    try:
+        return _run(cfg)
+    finally:  # callers (tests, notebooks) keep their own thread setting
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: dict) -> list[dict]:
+    variants = cfg.get("variants") or []
+    teacher = _check_variants(variants, cfg.get("teacher"))
+    dataset = cfg.get("dataset") or {}
+    out = Path(cfg.get("out_dir") or "results/pareto")
+    tracks, base = find_tracks(dataset)
+    ev = {"jobs": None, "mode": "per_stem", "fidelity": True, **(cfg.get("museval") or {})}
+    resume = cfg.get("resume", True)
+    stems, timings, stats = None, {}, {}
+    variants = sorted(variants, key=lambda v: v["name"] != teacher)  # teacher first: its stems name the rest
+    for entry in variants:  # phase 1: separation and timing only, nothing else competes for the CPU
+        model = load_variant(entry)
+        own = getattr(model, "stems", None)
+        stems = stems or list(own or STEMS)
+        if own and list(own) != stems:  # same count, other order: every file would be mislabelled
+            raise UserError(f"variant {entry['name']!r} has stems {list(own)}, the teacher {stems}; "
+                            "export it with the teacher's stem order.")
+        print(f"[pareto] separating {len(tracks)} tracks with {entry['name']}", file=sys.stderr)
+        stats[entry["name"]], timings[entry["name"]] = separate_variant(
+            entry, model, tracks, out / "estimates" / entry["name"], stems, dataset.get("max_seconds"), resume)
+        del model
+    truth = has_ground_truth(tracks, stems)
+    machine = machine_info()
+    command = cfg.get("command") or " ".join([Path(sys.executable).name, *sys.argv])
+    rows = []
+    for entry in variants:  # phase 2: scoring (parallel museval, cached)
+        name, t = entry["name"], timings[entry["name"]]
+        est = out / "estimates" / name
+        common = {"stems": stems, "jobs": ev["jobs"], "mode": ev["mode"], "cache_dir": out / "cache",
+                  "tracks": [tr for tr, _ in tracks]}
+        row = {"variant": name, "kind": entry.get("kind", "other"), "model": entry.get("model"), **stats[name],
+               "file_mb": stored_file_mb(entry),
+               "seconds": t["seconds"], "audio_seconds": t["audio_seconds"],
+               "seconds_per_audio_minute": t["seconds"] / t["audio_seconds"] * 60,
+               "rtf": t["seconds"] / t["audio_seconds"],
+               **{k: v for k, v in t.items() if k not in ("seconds", "audio_seconds")}}
+        detail = {}
+        if truth:
+            print(f"[pareto] museval {name}", file=sys.stderr)
+            detail["sdr"] = evaluate_folders(base, est, cache_key=f"gt:{name}", **common)
+            detail["usdr"] = utterance_sdr_folders(base, est, stems, tracks=common["tracks"])
+            row.update(sdr=detail["sdr"]["sdr"], sdr_median=detail["sdr"]["sdr_median"],
+                       excluded=detail["sdr"]["excluded"], usdr=detail["usdr"]["sdr"])
+        if name != teacher and ev["fidelity"]:
+            detail["fidelity"] = evaluate_folders(out / "estimates" / teacher, est, cache_key=f"fid:{name}", **common)
+            row["fidelity_sdr"] = detail["fidelity"]["sdr"]
+        atomic_write_text(out / "eval" / f"{name}.json", json.dumps(detail, indent=1))
+        rows.append(row)
+    base_row = rows[0]
+    for row in rows:
+        row["speed_ratio_vs_teacher"] = base_row["seconds"] / row["seconds"] if row["seconds"] else None
+        if truth:
+            row["delta_sdr_vs_teacher"] = _delta(row["sdr"], base_row["sdr"])
+        row.update(machine=machine, command=command)
+    meta = {"teacher": teacher, "stems": stems, "ground_truth": truth, "dataset": dataset,
+            "tracks": [tr for tr, _ in tracks], "machine": machine, "command": command, "config": cfg}
+    write_tables(rows, meta, out)
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval.pareto", description="Speed/quality table of model variants.")
+    p.add_argument("config", help="YAML with dataset, out_dir and variants (see configs/eval/pareto_demo.yaml)")
+    p.add_argument("--out-dir", help="override out_dir")
+    p.add_argument("--max-tracks", type=int, help="override dataset.max_tracks")
+    p.add_argument("--max-seconds", type=float, help="override dataset.max_seconds")
+    p.add_argument("--jobs", type=int, help="museval processes (default: all cores)")
+    p.add_argument("--no-resume", action="store_true", help="separate everything again")
+    return p
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    path = Path(args.config)
+    if not path.is_file():
+        raise UserError(f"config {path} does not exist.")
+    cfg = yaml.safe_load(path.read_text()) or {}
+    cfg.setdefault("dataset", {})
+    if args.out_dir:
+        cfg["out_dir"] = args.out_dir
+    for key in ("max_tracks", "max_seconds"):
+        if getattr(args, key) is not None:
+            cfg["dataset"][key] = getattr(args, key)
+    if args.jobs:
+        cfg.setdefault("museval", {})["jobs"] = args.jobs
+    if args.no_resume:
+        cfg["resume"] = False
+    cfg["command"] = command_string("eval.pareto", argv)
+    rows = run_pareto(cfg)
+    print((Path(cfg.get("out_dir") or "results/pareto") / "results.md").read_text())
+    del rows
+
+
+if __name__ == "__main__":
+    # Run through the importable module, not __main__: plug-ins listed under `imports:` register
+    # their loaders with `eval.tables.pareto`, which would otherwise be a second copy of this module.
+    from eval.tables.pareto import main as _main
+    _main()

@@ -1,0 +1,1 @@
+"""Timing: speed of the runner and its backends, memory, the straightforward reference implementation."""

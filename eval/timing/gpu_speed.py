@@ -1,0 +1,96 @@
+"""The full-size model on a GPU through the one runner: batch size x precision sweep.
+
+    python -m eval.gpu_speed --seconds 210 --out results/gpu_speed.json
+
+Timing does not depend on the weights, so random weights of ``drumsep_5stems.yaml`` serve. Each
+row is one ``Runner.separate`` of the same track after a warm-up; ``null_db`` is the residual
+against fp32 at batch 1 (lower is closer); ``tflops`` is the model's FLOPs (counted once with
+``torch.utils.flop_counter``) over the wall time, beside a bf16 matmul peak measured in the same
+run. Needs CUDA; prints and writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from separation.config import ModelSpec
+from separation.model import TFC_TDF_net
+from separation.pretrained import MODELS_DIR
+from separation.runner import Runner
+
+SETTINGS = [("fp32", 1), ("fp32", 8), ("bf16", 1), ("bf16", 4), ("bf16", 8), ("bf16", 16), ("fp16", 8), ("fp16", 16)]
+
+
+def matmul_peak(dtype=torch.bfloat16, n: int = 8192, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, device="cuda", dtype=dtype), torch.randn(n, n, device="cuda", dtype=dtype)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e12
+
+
+def chunk_flops(model: torch.nn.Module, chunk: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 2, chunk, device="cuda"))
+    return float(counter.get_total_flops())
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=str(MODELS_DIR / "drumsep_5stems.yaml"))
+    p.add_argument("--seconds", type=float, default=210.0)
+    p.add_argument("--num-overlap", type=int, default=4)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    spec = ModelSpec.from_yaml(args.config)
+    model = TFC_TDF_net(spec).cuda().eval()
+    chunk = spec.audio.chunk_size
+    flops = chunk_flops(model, chunk)
+    peak = matmul_peak()
+    mix = (np.random.default_rng(0).standard_normal((2, int(args.seconds * 44100))) * 0.1).astype(np.float32)
+    rows, reference = [], None
+    for precision, batch in SETTINGS:
+        runner = Runner(model, chunk, args.num_overlap, batch, precision, "cuda", progress=False)
+        runner.separate(mix[:, : chunk * 2])  # warm-up: cuDNN algorithm search, allocator
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = runner.separate(mix)
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t
+        if reference is None:
+            reference = out
+        null = 10 * np.log10(np.square(out - reference).sum() / np.square(reference).sum() + 1e-30)
+        n_chunks = runner_chunks(runner, mix.shape[-1])
+        rows.append({"variant": "drumsep_5stems (random weights)", "precision": precision, "batch_size": batch,
+                     "num_overlap": args.num_overlap, "seconds": round(wall, 3),
+                     "seconds_per_audio_minute": round(wall / args.seconds * 60, 3),
+                     "x_real_time": round(args.seconds / wall, 1), "tflops": round(flops * n_chunks / wall / 1e12, 1),
+                     "bf16_matmul_peak_tflops": round(peak, 1), "null_db_vs_fp32_b1": round(float(null), 1),
+                     "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                     "device": torch.cuda.get_device_name(), "torch": torch.__version__})
+        print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def runner_chunks(runner: Runner, length: int) -> int:
+    from separation.runner import ChunkPlan
+
+    return ChunkPlan(length, runner.chunk_size, runner.num_overlap).num_chunks
+
+
+if __name__ == "__main__":
+    main()

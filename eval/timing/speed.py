@@ -1,0 +1,130 @@
+"""Speed of the runner on generated audio: s/min, RTF, peak RSS, FLOPs, a matmul peak, and the
+straightforward reference implementation (``eval/timing/reference_runner.py``) in the same run.
+
+All numbers of one report come from one process on one machine, so ratios between them
+(runner vs reference, variant vs teacher, achieved vs matmul peak) are meaningful even where
+absolute times are not. Usage::
+
+    python -m eval.speed --config separation/models/drumsep_5stems.yaml --seconds 20
+    python -m eval.speed --config ... --width 32 --seconds 60 --out results/speed_c32.json
+    python -m eval.speed --model drumsep-demo-teacher --seconds 30
+    python -m eval.speed --preset seed_cases --out results/seed_cases.json
+
+Without ``--model`` the weights are random: timing does not depend on their values.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from separation.atomic_io import atomic_write_text
+from separation.errors import UserError, exit_on_user_error
+
+from .benchlib import (DEFAULT_CONFIG, FLOP_NOTE, REPO_ROOT, build_model, command_string, machine_info,
+                       model_stats, parse_cli, runner_for, synthetic_mix)
+from .seed_cases import markdown_table, print_table, run_seed_cases
+from .measure import benchmark_variants, null_db, time_generated_input, time_reference
+
+
+def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, channels: int = 2,
+                 runner_kwargs: dict | None = None, reference_impl: bool = True) -> dict:
+    """The JSON report of one model on generated audio (:func:`time_generated_input`), with the
+    reference implementation timed in the same run."""
+    row = time_generated_input(model, name, seconds, sample_rate, channels, runner_kwargs,
+                               with_reference_impl=reference_impl)
+    ref = row.get("reference_impl", {})
+    if "seconds" in ref:
+        row["speed_ratio_vs_reference_impl"] = ref["seconds"] / row["runner_seconds"]
+    row["flop_note"] = FLOP_NOTE
+    row["machine"] = machine_info()
+    row["command"] = command_string("eval.speed")
+    return row
+
+
+def backend_report(model, name: str, backends: list[str], seconds: float, runner_kwargs: dict,
+                   threads: int | None, reference_impl: bool = True) -> dict:
+    """Every backend of ``model`` on the same generated clip in this process: s/audio-min, the
+    ratio to the straightforward reference implementation timed in the same run, the null
+    against torch fp32, achieved GFLOP/s against the matmul peak, and peak RSS."""
+    from separation.backends import prepare_backend
+
+    mix = synthetic_mix(seconds)
+    variants = {b: prepare_backend(model, b, threads) for b in backends}
+    chunk = runner_kwargs.get("chunk_size") or model.spec.audio.chunk_size
+    stats = {(b, chunk, runner_kwargs["num_overlap"]): model_stats(model, chunk, runner_kwargs["num_overlap"])
+             for b in backends}  # FLOPs are the model's whatever runs it
+    outputs = {}
+    rows = benchmark_variants(variants, mix, {**runner_kwargs, "chunk_size": chunk}, reference_variant="torch",
+                              stats=stats, outputs=outputs, progress=True)
+    reference = {}
+    if reference_impl:
+        runner = runner_for(model, {**runner_kwargs, "chunk_size": chunk})
+        reference = time_reference(model, mix, runner, outputs.get("torch", outputs[backends[0]]), seconds)
+    base = outputs.get("torch")
+    for row in rows:
+        row["backend"] = row["variant"]
+        row["null_db_vs_torch_fp32"] = null_db(outputs[row["variant"]], base) if base is not None else None
+        if "seconds" in reference:
+            row["speed_ratio_vs_reference_impl"] = reference["seconds"] / row["seconds"]
+    return {"model": name, "backends": rows, "reference_impl": reference, "machine": machine_info(),
+            "flop_note": FLOP_NOTE, "command": command_string("eval.speed")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval.speed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", choices=["seed_cases"], help="run a named set of cases (see eval.timing.seed_cases)")
+    p.add_argument("--config", help=f"MSST YAML (default {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    p.add_argument("--model", help="registry name or checkpoint path (default: random weights)")
+    p.add_argument("--width", type=int, help="random-init width: num_channels = growth = WIDTH")
+    p.add_argument("--name", help="variant name in the report")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of the generated clip")
+    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--channels", type=int, default=2)
+    p.add_argument("--num-overlap", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--chunk-size", type=int, help="default: the config's audio.chunk_size")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--window", default="msst", choices=["msst", "hann"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--no-reference", action="store_true", help="skip timing eval/timing/reference_runner.py")
+    p.add_argument("--backends", help="comma-separated: torch,compile,onnx,openvino - one row each, one run")
+    p.add_argument("--durations", type=float, nargs="+", help="seed_cases: override clip lengths (s)")
+    p.add_argument("--out", help="write the JSON report here (it is always printed)")
+    return p
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_cli(build_parser(), argv)
+    if args.seconds <= 0:
+        raise UserError("--seconds must be positive.")
+    if args.preset == "seed_cases" and args.width is None and not args.model and not args.config:
+        args.width = 32  # the preset's default model: c=32 (the size a distilled student aims at)
+    model = build_model(args.config, args.model, args.width)
+    name = args.name or (Path(args.model).stem if args.model else
+                         f"{Path(args.config or DEFAULT_CONFIG).stem}" + (f"_c{args.width}" if args.width else ""))
+    runner_kwargs = {"num_overlap": args.num_overlap, "batch_size": args.batch_size, "precision": args.precision,
+                     "window": args.window, "device": args.device}
+    if args.chunk_size:
+        runner_kwargs["chunk_size"] = args.chunk_size
+    if args.backends:
+        report = backend_report(model, name, [b.strip() for b in args.backends.split(",") if b.strip()],
+                                args.seconds, runner_kwargs, args.threads, reference_impl=not args.no_reference)
+    elif args.preset == "seed_cases":
+        report = run_seed_cases(model, name, runner_kwargs, durations=args.durations)
+        print_table(report["cases"])
+    else:
+        report = speed_report(model, name, args.seconds, args.sample_rate, args.channels, runner_kwargs,
+                              reference_impl=not args.no_reference)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        atomic_write_text(args.out, text)
+        if args.preset == "seed_cases":
+            atomic_write_text(Path(args.out).with_suffix(".md"), markdown_table(report["cases"]))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
