@@ -75,3 +75,8 @@ def test_runner_memory_benchmark_reports_both_ways(capsys):
     assert [r["way"] for r in report["rows"]] == ["preallocated", "concatenate"]
     assert report["rows"][0]["output_mb"] == report["rows"][1]["output_mb"] == pytest.approx(5 * 2 * 3 * 44100 * 4 / 2**20)
     assert report["peak_rss_ratio_concatenate_vs_preallocated"] > 0
+
+
+def test_default_config_is_the_bundled_drumsep_yaml():
+    from eval.timing.benchlib import DEFAULT_CONFIG, REPO_ROOT
+    assert DEFAULT_CONFIG.is_file() and (REPO_ROOT / "pyproject.toml").is_file()

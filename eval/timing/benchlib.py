@@ -17,7 +17,7 @@ import torch
 from separation import ModelSpec, Runner, TFC_TDF_net, load_any
 from separation.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # eval/timing/benchlib.py -> the repository
 DEFAULT_CONFIG = REPO_ROOT / "separation" / "models" / "drumsep_5stems.yaml"
 
 FLOP_NOTE = ("gflop_per_audio_second = FLOPs of one chunk forward (torch.utils.flop_counter, convolutions "
