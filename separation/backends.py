@@ -79,8 +79,11 @@ def exported_onnx(model, backend: str, log: Callable[[str], None] = print) -> Pa
 
 
 def prepare_backend(model, backend: str = "torch", threads: int | None = None, device: str = "cpu",
-                    log: Callable[[str], None] = print):
-    """A callable ``(B, C, L) -> (B, S, C, L)`` running ``model`` on ``backend`` (not ``auto``)."""
+                    log: Callable[[str], None] = print, precision: str = "fp32"):
+    """A callable ``(B, C, L) -> (B, S, C, L)`` running ``model`` on ``backend`` (not ``auto``).
+
+    ``precision`` matters to ``openvino`` only (``bf16``: its own bf16 inference); the torch
+    backends take the precision from the Runner's autocast."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)} or auto.")
     if backend == "torch":
@@ -98,7 +101,7 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
         return OnnxSeparator(path, model.spec, threads=threads, providers=providers)
     from .onnx_backend import OpenVinoSeparator
-    return OpenVinoSeparator(path, model.spec, threads=threads)
+    return OpenVinoSeparator(path, model.spec, threads=threads, precision=precision)
 
 
 def machine_key(threads: int) -> str:

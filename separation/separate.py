@@ -85,12 +85,14 @@ def main(argv: list[str] | None = None) -> None:
     if backend == "auto":  # exported runtimes are CPU paths here; on a GPU torch (with autocast) runs
         backend = "torch" if device.type != "cpu" or args.precision != "fp32" else choose_backend(model, threads=args.threads)[0]
         print(f"backend: {backend} (--backend auto)")
-    if backend in ("onnx", "openvino") and args.precision != "fp32":
-        raise UserError(f"--precision {args.precision} applies to the torch backends; use --backend torch or compile.")
-    runner = Runner(prepare_backend(model, backend, args.threads, device.type),
+    if (backend == "onnx" and args.precision != "fp32") or (backend == "openvino" and args.precision == "fp16"):
+        raise UserError(f"--precision {args.precision} is not available with --backend {backend}; "
+                        "use fp32 (or bf16 with openvino or the torch backends).")
+    runner_precision = "fp32" if backend == "openvino" else args.precision  # OpenVINO runs bf16 itself
+    runner = Runner(prepare_backend(model, backend, args.threads, device.type, precision=args.precision),
                     chunk_size=args.chunk_size or spec.audio.chunk_size,
                     num_overlap=args.num_overlap or spec.inference.num_overlap,
-                    batch_size=args.batch_size, precision=args.precision, device=str(device), window=args.window)
+                    batch_size=args.batch_size, precision=runner_precision, device=str(device), window=args.window)
     for path in args.inputs:
         mix, _ = read_audio(path)
         write_track(runner, mix, spec.stems, out / path.stem)

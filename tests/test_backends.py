@@ -90,3 +90,14 @@ def test_separate_cli_backend_auto(tiny_checkpoint, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out" / "clip").iterdir())[0].endswith(".wav")
     record = json.loads(next((tmp_path / "cache" / "auto").glob("*.json")).read_text())
     assert record["backend"] in BACKENDS
+
+
+def test_openvino_bf16_runs_and_bad_precisions_are_refused(tiny_model):
+    import torch
+
+    sep = prepare_backend(tiny_model, "openvino", threads=1, log=lambda *_: None, precision="bf16")
+    x = torch.from_numpy(drum_clip(0.2)[None, :, : tiny_model.spec.audio.chunk_size].copy())
+    out = sep(x)
+    assert out.shape == (1, 5, 2, x.shape[-1]) and torch.isfinite(out).all()
+    with pytest.raises(UserError, match="fp32 or bf16"):
+        prepare_backend(tiny_model, "openvino", log=lambda *_: None, precision="int4")

@@ -50,7 +50,9 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
     from separation.backends import prepare_backend
 
     mix = synthetic_mix(seconds)
-    variants = {b: prepare_backend(model, b, threads) for b in backends}
+    # "openvino:bf16" = that backend at that precision (the torch rows use the Runner's autocast)
+    variants = {b: prepare_backend(model, b.split(":")[0], threads, precision=(b.split(":") + ["fp32"])[1])
+                for b in backends}
     chunk = runner_kwargs.get("chunk_size") or model.spec.audio.chunk_size
     stats = {(b, chunk, runner_kwargs["num_overlap"]): model_stats(model, chunk, runner_kwargs["num_overlap"])
              for b in backends}  # FLOPs are the model's whatever runs it
@@ -89,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--no-reference", action="store_true", help="skip timing eval/timing/reference_runner.py")
-    p.add_argument("--backends", help="comma-separated: torch,compile,onnx,openvino - one row each, one run")
+    p.add_argument("--backends", help="comma-separated: torch,compile,onnx,openvino[,openvino:bf16] - one row each, one run")
     p.add_argument("--durations", type=float, nargs="+", help="seed_cases: override clip lengths (s)")
     p.add_argument("--out", help="write the JSON report here (it is always printed)")
     return p
