@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from separation.audio import SAMPLE_RATE
+from separation.errors import UserError
 
 from . import STEMS
 from .kits import DEFAULT_KITS_DIR, default_split, list_kits, load_kit, usable
@@ -32,7 +33,7 @@ def kits_for_split(split: str, kits_dir: str | Path = DEFAULT_KITS_DIR, syntheti
     try:
         names = [k for k in list_kits(kits_dir) if default_split(k) == split
                  and usable(load_kit(k, kits_dir, load_audio=False))]
-    except Exception:  # no Hydrogen kits here: synthetic ones only
+    except UserError:  # no Hydrogen kits here: synthetic ones only
         names = []
     if synthetic:
         names += [k for k in SYNTH_KITS if default_split(k) == split]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,6 +23,7 @@ import torch
 
 from .atomic_io import atomic_write_text
 from .errors import UserError
+from .machine import cpu_model_and_flags
 from .pretrained import cache_dir
 
 BACKENDS = ("torch", "compile", "onnx", "openvino")
@@ -104,14 +104,8 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
     return OpenVinoSeparator(path, model.spec, threads=threads, precision=precision)
 
 
-def machine_key(threads: int) -> str:
-    cpu, flags = platform.processor() or platform.machine(), ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), cpu)
-        flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    except OSError:
-        pass
+def machine_key(threads: int) -> tuple[str, str]:
+    cpu, flags = cpu_model_and_flags()
     return hashlib.sha256(f"{cpu}|{flags}|{threads}".encode()).hexdigest()[:16], cpu
 
 

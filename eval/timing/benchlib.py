@@ -16,6 +16,7 @@ import torch
 
 from separation import ModelSpec, Runner, TFC_TDF_net, load_any
 from separation.errors import UserError
+from separation.machine import cpu_model_and_flags
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # eval/timing/benchlib.py -> the repository
 DEFAULT_CONFIG = REPO_ROOT / "separation" / "models" / "drumsep_5stems.yaml"
@@ -56,16 +57,7 @@ def build_model(config: str | None = None, model: str | None = None, width: int 
 
 def machine_info() -> dict:
     """CPU model, cores and library versions: every report carries the machine it ran on."""
-    cpu, flags = platform.processor() or platform.machine(), ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
-                    cpu = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = line
-    except OSError:
-        pass
+    cpu, flags = cpu_model_and_flags()
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:

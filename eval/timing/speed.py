@@ -54,8 +54,8 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
     variants = {b: prepare_backend(model, b.split(":")[0], threads, precision=(b.split(":") + ["fp32"])[1])
                 for b in backends}
     chunk = runner_kwargs.get("chunk_size") or model.spec.audio.chunk_size
-    stats = {(b, chunk, runner_kwargs["num_overlap"]): model_stats(model, chunk, runner_kwargs["num_overlap"])
-             for b in backends}  # FLOPs are the model's whatever runs it
+    shared = model_stats(model, chunk, runner_kwargs["num_overlap"])  # the model's FLOPs, whatever runs it
+    stats = {(b, chunk, runner_kwargs["num_overlap"]): shared for b in backends}
     outputs = {}
     rows = benchmark_variants(variants, mix, {**runner_kwargs, "chunk_size": chunk}, reference_variant="torch",
                               stats=stats, outputs=outputs, progress=True)
