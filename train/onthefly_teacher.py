@@ -103,9 +103,10 @@ def main(argv=None) -> dict:
     crop = spec.audio.chunk_size
 
     t0 = time.time()
-    bank = render_bank(kits_for_split("train", args.kits_dir), args.bank_hours, args.clip_seconds,
+    train_kits, valid_kits = kits_for_split("train", args.kits_dir), kits_for_split("valid", args.kits_dir)
+    bank = render_bank(train_kits, args.bank_hours, args.clip_seconds,
                        args.seed, args.kits_dir, args.workers).to(device)
-    val = render_bank(kits_for_split("valid", args.kits_dir), args.val_clips * crop / 44100 / 3600,
+    val = render_bank(valid_kits, args.val_clips * crop / 44100 / 3600,
                       crop / 44100, args.seed + 1, args.kits_dir, args.workers)
     val_stems = val[..., :crop].float().to(device)
     val_mix = val_stems.sum(1)
@@ -132,8 +133,8 @@ def main(argv=None) -> dict:
     meta = {"command": "python -m train.onthefly_teacher " + " ".join(argv if argv is not None else sys.argv[1:]),
             "loss": args.loss, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "machine": machine_info(),
             "bank_clips": bank.shape[0], "clip_seconds": args.clip_seconds, "batch_size": args.batch_size,
-            "crop_samples": crop, "train_kits": kits_for_split("train", args.kits_dir),
-            "valid_kits": kits_for_split("valid", args.kits_dir)}
+            "crop_samples": crop, "train_kits": train_kits,
+            "valid_kits": valid_kits}
     meta = json.loads(json.dumps(meta, default=str))  # plain types: it goes into YAML and JSON
 
     budget, start, next_eval, losses = args.minutes * 60, time.time() - state["elapsed"], 0.0, []
