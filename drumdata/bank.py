@@ -42,14 +42,14 @@ def kits_for_split(split: str, kits_dir: str | Path = DEFAULT_KITS_DIR, syntheti
 
 def _render_kit(args: tuple) -> np.ndarray:
     """Worker: ``count`` clips of one kit as float16 ``(count, 5, 2, n)`` (silent draws re-drawn)."""
-    kit_name, kits_dir, seconds, seed, first, count = args
+    kit_name, kits_dir, seconds, seed, first, count, grooves = args
     kit = synth_kit(kit_name) if kit_name in SYNTH_KITS else load_kit(kit_name, kits_dir)
     n = int(round(seconds * SAMPLE_RATE))
     out = np.zeros((count, len(STEMS), 2, n), np.float16)
     for j in range(count):
         rng = np.random.default_rng([seed, first + j])
         for _ in range(MAX_ATTEMPTS):
-            clip = render_clip(kit, seconds, rng)
+            clip = render_clip(kit, seconds, rng, grooves)
             if clip is not None:
                 out[j] = clip[0]
                 break
@@ -57,8 +57,11 @@ def _render_kit(args: tuple) -> np.ndarray:
 
 
 def render_bank(kits: list[str], hours: float, clip_seconds: float = 6.0, seed: int = 0,
-                kits_dir: str | Path = DEFAULT_KITS_DIR, workers: int | None = None) -> torch.Tensor:
+                kits_dir: str | Path = DEFAULT_KITS_DIR, workers: int | None = None,
+                grooves: str = "procedural") -> torch.Tensor:
     """``hours`` of clips spread evenly over ``kits``: float16 tensor ``(N, 5, 2, n)``.
+
+    ``grooves``: "procedural", "songs" or "mixed", as in :func:`drumdata.mixer.render_clip`.
 
     Clip ``i`` of kit ``k`` depends on ``(seed, k's position, i)`` only, whatever ``workers`` is.
     """
@@ -66,7 +69,8 @@ def render_bank(kits: list[str], hours: float, clip_seconds: float = 6.0, seed: 
         raise ValueError("no kits to render from")
     n_clips = max(len(kits), math.ceil(hours * 3600 / clip_seconds))
     per_kit = [n_clips // len(kits) + (i < n_clips % len(kits)) for i in range(len(kits))]
-    jobs = [(k, str(kits_dir), clip_seconds, seed, i << 20, c) for i, (k, c) in enumerate(zip(kits, per_kit)) if c]
+    jobs = [(k, str(kits_dir), clip_seconds, seed, i << 20, c, grooves)
+            for i, (k, c) in enumerate(zip(kits, per_kit)) if c]
     workers = workers or max(1, (os.cpu_count() or 2) - 1)
     if workers == 1:
         parts = [_render_kit(j) for j in jobs]

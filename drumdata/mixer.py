@@ -13,6 +13,11 @@ from separation.audio import SAMPLE_RATE
 from . import STEMS
 from .grooves import Groove, make_groove
 from .kits import Instrument, Kit
+from .songs import song_groove
+
+# Where grooves come from: the procedural generator, the Hydrogen demo songs, or each clip
+# tossing a fair coin between the two.
+GROOVE_SOURCES = ("procedural", "songs", "mixed")
 
 # When a kit lacks a role, play the nearest role of the same class (never another class).
 ROLE_FALLBACK = {
@@ -71,14 +76,21 @@ def _gains(inst: Instrument, role: str, width: float, rng: np.random.Generator) 
     return np.sqrt(2.0) * np.array([np.cos(angle), np.sin(angle)], np.float32)
 
 
-def render_clip(kit: Kit, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, Groove] | None:
+def render_clip(kit: Kit, seconds: float, rng: np.random.Generator,
+                grooves: str = "procedural") -> tuple[np.ndarray, Groove] | None:
     """Render one clip: returns (stems float32 (5, 2, n), groove) or None if the clip is silent.
+
+    ``grooves`` is one of :data:`GROOVE_SOURCES`; "procedural" draws nothing extra from ``rng``,
+    so its clips are the same as before the song source existed.
 
     Level: each stem gets a random +-3 dB balance and the whole clip is scaled so its mixture
     peaks at a random -12..-1 dBFS; tails ringing past the clip end are cut with the clip.
     """
+    if grooves not in GROOVE_SOURCES:
+        raise ValueError(f"grooves must be one of {GROOVE_SOURCES}, not {grooves!r}")
     n = int(round(seconds * SAMPLE_RATE))
-    groove = make_groove(rng, seconds)
+    use_songs = grooves == "songs" or (grooves == "mixed" and rng.random() < 0.5)
+    groove = song_groove(rng, seconds) if use_songs else make_groove(rng, seconds)
     chosen = _pick_instruments(kit, rng)
     width = float(rng.uniform(0.3, 1.0))
     pan_gain = {role: _gains(inst, role, width, rng) for role, inst in chosen.items()}

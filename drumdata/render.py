@@ -7,8 +7,10 @@ Layout written under ``OUT``::
     OUT/metadata.json            settings, per-clip info, summary; written last = "render complete"
 
 Splits are BY KIT (:data:`drumdata.kit_tables.DEFAULT_SPLITS`), so test kits are never heard in
-training. Clip ``i`` is rendered from ``np.random.default_rng([seed, i])`` alone, so the same
-settings give bit-identical audio whatever the number of worker processes.
+training. Grooves come from the procedural generator, the Hydrogen demo songs
+(:mod:`drumdata.songs`) or both (``--grooves``). Clip ``i`` is rendered from
+``np.random.default_rng([seed, i])`` alone, so the same settings give bit-identical audio whatever
+the number of worker processes.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ from separation.errors import UserError, exit_on_user_error
 
 from . import STEMS
 from .kits import DEFAULT_KITS_DIR, INSTALL_HINT, default_split, list_kits, load_kit, usable
-from .mixer import activity_seconds, mix, render_clip
+from .mixer import GROOVE_SOURCES, activity_seconds, mix, render_clip
+from .songs import load_songs
 from .synth import SYNTH_KITS, synth_kit
 
 RENDER_VERSION = 1
@@ -101,14 +104,14 @@ def plan_clips(n_clips: int, by_split: dict[str, list[str]], seed: int) -> list[
 
 def _render_batch(args: tuple) -> list[dict]:
     """Worker: render + write the clips of one kit batch; returns per-clip metadata."""
-    batch, out_dir, seed, seconds, source, kits_dir = args
+    batch, out_dir, seed, seconds, source, kits_dir, grooves = args
     kit = _get_kit(source, batch[0]["kit"], kits_dir)
     results = []
     for clip in batch:
         rng = np.random.default_rng([seed, clip["index"]])
         rendered, attempts = None, 0
         while rendered is None and attempts < MAX_ATTEMPTS:
-            rendered, attempts = render_clip(kit, seconds, rng), attempts + 1
+            rendered, attempts = render_clip(kit, seconds, rng, grooves), attempts + 1
         if rendered is None:
             results.append({**clip, "rejected": attempts, "ok": False})
             continue
@@ -193,14 +196,23 @@ def summarize(meta: dict) -> str:
 
 def render(out_dir: str | os.PathLike, hours: float, seed: int = 0, clip_seconds: float = 10.0,
            kits_dir: str | os.PathLike = DEFAULT_KITS_DIR, source: str = "auto", workers: int = 1,
-           kits: list[str] | None = None, progress: bool = True, log=print) -> dict:
-    """Render ``hours`` of clips into ``out_dir``; returns the metadata dict (also in metadata.json)."""
+           kits: list[str] | None = None, grooves: str = "procedural", progress: bool = True,
+           log=print) -> dict:
+    """Render ``hours`` of clips into ``out_dir``; returns the metadata dict (also in metadata.json).
+
+    ``grooves``: "procedural", "songs" (Hydrogen demo songs) or "mixed" (a coin toss per clip).
+    """
     if not hours > 0 or not clip_seconds >= 0.5:
         raise UserError("--hours must be > 0 and --clip-seconds at least 0.5.")
+    if grooves not in GROOVE_SOURCES:
+        raise UserError(f"unknown groove source {grooves!r}; use {', '.join(GROOVE_SOURCES)}.")
+    if grooves != "procedural":
+        load_songs()  # a missing hydrogen-data fails here, before anything is written
     t0 = time.time()
     out_dir = Path(out_dir)
     settings = {"version": RENDER_VERSION, "hours": hours, "seed": seed, "clip_seconds": clip_seconds,
-                "kits_dir": str(kits_dir), "source": source, "kits": sorted(kits) if kits else None}
+                "kits_dir": str(kits_dir), "source": source, "kits": sorted(kits) if kits else None,
+                "grooves": grooves}
     source, by_split = choose_kits(source, kits_dir, kits, log)
     _prepare_out(out_dir)
     plan = plan_clips(max(1, math.ceil(hours * 3600 / clip_seconds - 1e-9)), by_split, seed)
@@ -209,7 +221,7 @@ def render(out_dir: str | os.PathLike, hours: float, seed: int = 0, clip_seconds
         by_kit.setdefault(clip["kit"], []).append(clip)
     for kit_clips in by_kit.values():  # small batches keep the progress bar moving
         batches += [kit_clips[i:i + 8] for i in range(0, len(kit_clips), 8)]
-    jobs = [(b, str(out_dir), seed, clip_seconds, source, str(kits_dir)) for b in batches]
+    jobs = [(b, str(out_dir), seed, clip_seconds, source, str(kits_dir), grooves) for b in batches]
     from tqdm import tqdm
 
     bar = tqdm(total=len(plan), unit="clip", desc="render", disable=not progress, file=sys.stderr)
@@ -259,10 +271,13 @@ def ensure_rendered(out_dir: str | os.PathLike, hours: float, seed: int = 0, **k
     wanted = {"version": RENDER_VERSION, "hours": hours, "seed": seed,
               "clip_seconds": kwargs.get("clip_seconds", 10.0),
               "kits_dir": str(kwargs.get("kits_dir", DEFAULT_KITS_DIR)),
-              "source": kwargs.get("source", "auto"), "kits": sorted(kits) if kits else None}
+              "source": kwargs.get("source", "auto"), "kits": sorted(kits) if kits else None,
+              "grooves": kwargs.get("grooves", "procedural")}
     try:
-        done = json.loads((out_dir / "metadata.json").read_text())["settings"] == wanted
-    except (OSError, ValueError, KeyError):
+        recorded = json.loads((out_dir / "metadata.json").read_text())["settings"]
+        # renders made before the song source existed record no "grooves": they are procedural
+        done = {"grooves": "procedural", **recorded} == wanted
+    except (OSError, ValueError, KeyError, TypeError):
         done = False
     if not done or not (out_dir / "hf").is_dir():
         render(out_dir, hours, seed, **kwargs)
@@ -280,11 +295,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--source", choices=["auto", "hydrogen", "synthetic"], default="auto",
                     help="auto = Hydrogen kits if installed, else the synthetic fallback")
     ap.add_argument("--kits", default=None, help="comma-separated kit names to restrict to")
+    ap.add_argument("--grooves", choices=list(GROOVE_SOURCES), default="procedural",
+                    help="procedural generator, Hydrogen demo songs (hydrogen-data), or mixed 50/50 per clip")
     ap.add_argument("--workers", type=int, default=1, help="processes (2 at most on a 2-core machine)")
     args = ap.parse_args(argv)
     kits = [k.strip() for k in args.kits.split(",")] if args.kits else None
     meta = render(args.out, args.hours, args.seed, args.clip_seconds, args.kits_dir, args.source,
-                  max(1, args.workers), kits)
+                  max(1, args.workers), kits, args.grooves)
     print(summarize(meta))
     print(f"wrote {args.out}/metadata.json and {args.out}/hf")
 

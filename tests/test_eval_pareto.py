@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from eval.tables.overlap_study import run_overlap_study, write_study
+from eval.tables.overlap_study import chunk_sizes, run_overlap_study, write_study
 from eval.tables.pareto import main as pareto_main
 from eval.tables.pareto import register_loader, run_pareto
 from eval.timing.synthetic import make_dataset, make_variants
@@ -120,8 +120,15 @@ def test_overlap_study_tiny(pareto_run):
     model = load_any(str(tmp / "models" / "teacher.ckpt"))
     study = run_overlap_study(model, {**cfg["dataset"], "max_tracks": 1}, tmp / "overlap", overlaps=(1, 2, 4),
                               metric="usdr")
-    assert len(study["rows"]) == 3 * 2 * 2 and study["baseline"] == "training_msst_o4"
-    assert study["best"] in {r["setting"] for r in study["rows"]}
+    sizes = chunk_sizes(model)
+    assert list(sizes)[:2] == ["training", "jarredou"] and sizes["jarredou"] == 523_776
+    assert len(study["rows"]) == 3 * len(sizes) * 2 and study["baseline"] == "training_msst_o4"
+    settings = {r["setting"]: r for r in study["rows"]}
+    assert set(study["best"]) == {"0.1", "1.0"} and set(study["best"].values()) <= set(settings)
+    base = settings["training_msst_o4"]
+    assert base["delta"]["mean"]["mean"] == 0.0 and base["speed_ratio"] == 1.0
+    # the paired interval is computed from the tracks both settings scored
+    assert all(r["delta"]["mean"]["n"] == 1 for r in study["rows"])
     write_study(study, tmp / "overlap")
     assert (tmp / "overlap" / "overlap_study.png").is_file()
 

@@ -41,6 +41,7 @@ from separation.errors import UserError, exit_on_user_error
 from ..timing.benchlib import (build_model, command_string, machine_info, model_stats,
                        runner_for, time_call, warm_up)
 from ..scoring.museval_sdr import evaluate_folders, utterance_sdr_folders
+from ..scoring.stats import paired_delta, sdr_with_ci
 from separation.atomic_io import atomic_write_text
 
 from .report import write_tables
@@ -230,7 +231,7 @@ def _run(cfg: dict) -> list[dict]:
     truth = has_ground_truth(tracks, stems)
     machine = machine_info()
     command = cfg.get("command") or " ".join([Path(sys.executable).name, *sys.argv])
-    rows = []
+    rows, teacher_tracks = [], None
     for entry in variants:  # phase 2: scoring (parallel museval, cached)
         name, t = entry["name"], timings[entry["name"]]
         est = out / "estimates" / name
@@ -247,8 +248,12 @@ def _run(cfg: dict) -> list[dict]:
             print(f"[pareto] museval {name}", file=sys.stderr)
             detail["sdr"] = evaluate_folders(base, est, cache_key=f"gt:{name}", **common)
             detail["usdr"] = utterance_sdr_folders(base, est, stems, tracks=common["tracks"])
+            per_track = detail["sdr"]["per_track"]
             row.update(sdr=detail["sdr"]["sdr"], sdr_median=detail["sdr"]["sdr_median"],
-                       excluded=detail["sdr"]["excluded"], usdr=detail["usdr"]["sdr"])
+                       excluded=detail["sdr"]["excluded"], usdr=detail["usdr"]["sdr"],
+                       sdr_ci=sdr_with_ci(per_track, stems), num_tracks=len(per_track))
+            teacher_tracks = teacher_tracks if name != teacher else per_track
+            row["delta_sdr_ci"] = paired_delta(per_track, teacher_tracks, stems)
         if name != teacher and ev["fidelity"]:
             detail["fidelity"] = evaluate_folders(out / "estimates" / teacher, est, cache_key=f"fid:{name}", **common)
             row["fidelity_sdr"] = detail["fidelity"]["sdr"]

@@ -31,10 +31,10 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def plot_pareto(rows: list[dict], x: str = "seconds_per_audio_minute", ax=None):
     """Quality vs cost (``x``: ``seconds_per_audio_minute``, log axis, or ``speed_ratio_vs_teacher``),
-    each point labelled, the Pareto front as a line. The teacher has no fidelity, so without
+    each point labelled with its 95 % interval over tracks where known, the Pareto front as a line. The teacher has no fidelity, so without
     ground truth it is drawn at the top edge."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.5, 4.5))
-    pts, labels, ylabel = [], [], "quality"
+    pts, labels, errs, ylabel = [], [], [], "quality"
     for r in rows:
         q, ylabel_r = quality(r)
         if r.get(x) is None:
@@ -42,12 +42,13 @@ def plot_pareto(rows: list[dict], x: str = "seconds_per_audio_minute", ax=None):
         ylabel = ylabel_r if q is not None else ylabel
         pts.append((r[x], q))
         labels.append(r["variant"])
+        errs.append(((r.get("sdr_ci") or {}).get("mean") or {}).get("ci") if q is not None and r.get("sdr") else None)
     finite = [p[1] for p in pts if p[1] is not None]
     top = (max(finite) + 1.0) if finite else 0.0
     pts = [(a, b if b is not None else top) for a, b in pts]
     cost = [(a if x != "speed_ratio_vs_teacher" else -a, b) for a, b in pts]  # a higher ratio is cheaper
-    for (a, b), label in zip(pts, labels):
-        ax.scatter(a, b, zorder=3)
+    for (a, b), label, err in zip(pts, labels, errs):
+        ax.errorbar(a, b, yerr=err, fmt="o", capsize=3, zorder=3)  # 95 % interval over tracks
         ax.annotate(label, (a, b), textcoords="offset points", xytext=(5, 5), fontsize=9)
     if pts:
         front = pareto_front(cost)

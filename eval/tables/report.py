@@ -10,11 +10,14 @@ import numpy as np
 from separation.atomic_io import atomic_write_text
 from separation.audio import read_audio
 
+from ..scoring.stats import fmt_ci
+
 from .tracks import find_tracks
 
 
 def flatten(row: dict) -> dict:
-    """``{"sdr": {"kick": 1}}`` -> ``{"sdr_kick": 1}``; the machine collapses to its CPU name."""
+    """``{"sdr": {"kick": 1}}`` -> ``{"sdr_kick": 1}``; an interval ``{"sdr_ci": {"kick": {"mean",
+    "ci", "n"}}}`` keeps its half-width as ``sdr_ci_kick``; the machine collapses to its CPU name."""
     flat = {}
     for key, value in row.items():
         if key == "machine":
@@ -22,7 +25,8 @@ def flatten(row: dict) -> dict:
             flat["machine_cores"] = value.get("cores")
             flat["torch"] = value.get("torch")
         elif isinstance(value, dict):
-            flat.update({f"{key}_{k}": v for k, v in value.items() if not isinstance(v, dict)})
+            flat.update({f"{key}_{k}": (v.get("ci") if isinstance(v, dict) else v) for k, v in value.items()
+                         if not isinstance(v, dict) or "ci" in v})
         else:
             flat[key] = value
     return flat
@@ -38,18 +42,23 @@ def _fmt(value, digits: int = 2) -> str:
 
 def markdown_table(rows: list[dict], stems: list[str]) -> str:
     """variant | params | size (tensors as stored) | file (on disk, "–" if made at load time) |
-    GFLOP/s-audio | s/min | speed ratio | mean SDR | per-stem SDR | ΔSDR per stem | fidelity
-    (mean SDR against the teacher's output)."""
+    GFLOP/s-audio | s/min | speed ratio | mean SDR ± 95 % CI | per-stem SDR | ΔSDR vs the teacher,
+    mean and per stem, paired over tracks ± 95 % CI | fidelity (mean SDR against the teacher's
+    output). Rows from before confidence intervals existed print plain values."""
     head = (["variant", "kind", "params (M)", "size MB", "file MB", "GFLOP / audio s", "s / audio min",
-             "speed × teacher", "mean SDR"] + [f"SDR {s}" for s in stems] + [f"Δ {s}" for s in stems] + ["fidelity"])
+             "speed × teacher", "mean SDR", "Δ mean"] + [f"SDR {s}" for s in stems] + [f"Δ {s}" for s in stems]
+            + ["fidelity"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         sdr, delta = r.get("sdr") or {}, r.get("delta_sdr_vs_teacher") or {}
+        sdr_ci, delta_ci = r.get("sdr_ci") or {}, r.get("delta_sdr_ci") or {}
         cells = [r["variant"], r.get("kind", ""), _fmt(r["params"] / 1e6 if r.get("params") else None),
                  _fmt(r.get("size_mb"), 1), _fmt(r.get("file_mb"), 1), _fmt(r.get("gflop_per_audio_second"), 1),
                  _fmt(r.get("seconds_per_audio_minute"), 1), _fmt(r.get("speed_ratio_vs_teacher")),
-                 _fmt(sdr.get("mean"))]
-        cells += [_fmt(sdr.get(s)) for s in stems] + [_fmt(delta.get(s)) for s in stems]
+                 fmt_ci(sdr_ci["mean"]) if "mean" in sdr_ci else _fmt(sdr.get("mean")),
+                 fmt_ci(delta_ci["mean"], signed=True) if "mean" in delta_ci else _fmt(delta.get("mean"))]
+        cells += [_fmt(sdr.get(s)) for s in stems]
+        cells += [fmt_ci(delta_ci[s], signed=True) if s in delta_ci else _fmt(delta.get(s)) for s in stems]
         cells.append(_fmt((r.get("fidelity_sdr") or {}).get("mean")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -67,7 +76,7 @@ def write_tables(rows: list[dict], meta: dict, out: str | os.PathLike) -> None:
     atomic_write_text(out / "results.csv", pd.DataFrame([flatten(r) for r in rows]).to_csv(index=False))
     m = meta.get("machine", {})
     note = (f"\nMachine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}. "
-            f"Tracks: {len(meta.get('tracks', []))}"
+            f"Tracks: {len(meta.get('tracks', []))} (± = 95 % interval over tracks; Δ paired per track)"
             f"{'' if meta.get('ground_truth', True) else ' (no ground truth: fidelity only)'}. "
             f"Command: `{meta.get('command')}`\n")
     atomic_write_text(out / "results.md", markdown_table(rows, meta.get("stems", [])) + note)
