@@ -10,11 +10,17 @@ List this module under ``imports:`` in a Pareto config; importing it registers t
       - {name: c32-dyn, kind: int8, model: ckpt/c32.ckpt, quant: {flavour: dynamic}}
       - {name: c32-static, kind: int8, model: ckpt/c32.ckpt, quant: {flavour: static},
          calibration: {root: data/rendered, crops: 8}}
+      - {name: c32-ov-int8, kind: int8, model: ckpt/c32.ckpt, quant: {runtime: openvino},
+         calibration: {root: data/rendered, crops: 8}, out: runs/int8/c32}   # NNCF static int8
+      - {name: c32-ort-int8, kind: int8, model: runs/int8/c32/int8_ort.onnx, quant: {runtime: onnx}}
       - {name: c32-onnx, kind: onnx, model: runs/onnx/c32.onnx, threads: 2}
       - {name: c32-onnx2, kind: onnx, model: ckpt/c32.ckpt, onnx: runs/onnx/c32.onnx}
 
 ``model`` may be a checkpoint path, a registry name, or ``random`` with ``config`` (as for the
 default loader); ``prune`` / ``quant`` are :class:`PruneConfig` / :class:`QuantConfig` fields.
+``quant: {runtime: onnx|openvino}`` quantizes with that runtime's own tool instead of torchao
+(:mod:`compress.runtime_int8`: ONNX Runtime ``quantize_static`` / OpenVINO NNCF; ``model`` may
+then also be a ready ``.onnx`` / ``.xml`` int8 file, and ``quant`` may add ``keep_fp32``/``preset``).
 """
 from __future__ import annotations
 
@@ -60,6 +66,11 @@ def load_int8(entry: dict):
     quantized now with ``quant: {...}`` (static needs ``calibration: {root, crops}``)."""
     from .quantize import QuantConfig, load_quantized, quantize_model
 
+    if (entry.get("quant") or {}).get("runtime") not in (None, "torch", "torchao"):
+        from .runtime_int8 import load_runtime_int8
+
+        return load_runtime_int8(entry)
+    entry = {**entry, "quant": {k: v for k, v in (entry.get("quant") or {}).items() if k != "runtime"}}
     model = str(entry.get("model"))
     if model.endswith(".json"):
         return load_quantized(model, **(entry.get("quant") or {}))

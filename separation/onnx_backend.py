@@ -141,8 +141,11 @@ class OnnxSeparator:
 class OpenVinoSeparator(OnnxSeparator):
     """The same exported core compiled by OpenVINO for the CPU (``pip install openvino``).
 
+    ``onnx_path``: the exported ``.onnx``, or an OpenVINO IR ``.xml`` (its ``.bin`` beside it; e.g.
+    the int8 model :func:`compress.runtime_int8.quantize_openvino` writes); the YAML beside either.
     ``precision``: ``fp32`` (identical output within rounding) or ``bf16`` (OpenVINO's bf16
-    inference on CPUs with AVX-512 BF16 or AMX; faster, not bit-faithful)."""
+    inference on CPUs with AVX-512 BF16 or AMX; faster, not bit-faithful). For an int8 IR it is the
+    precision of the layers left unquantized."""
 
     def __init__(self, onnx_path: str | os.PathLike, spec: ModelSpec | str | os.PathLike | None = None,
                  threads: int | None = None, precision: str = "fp32"):
@@ -152,7 +155,9 @@ class OpenVinoSeparator(OnnxSeparator):
             raise UserError("backend openvino needs the openvino package: pip install openvino") from None
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
-            raise UserError(f"ONNX model {onnx_path} does not exist; export one with separation.onnx_backend.export_onnx.")
+            raise UserError(f"model {onnx_path} does not exist; export one with separation.onnx_backend.export_onnx.")
+        if onnx_path.suffix not in (".onnx", ".xml"):
+            raise UserError(f"{onnx_path}: OpenVINO runs an exported .onnx or an OpenVINO IR .xml.")
         self.spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_yaml(spec or onnx_path.with_suffix(".yaml"))
         if precision not in ("fp32", "bf16"):
             raise UserError(f"OpenVINO precision {precision!r}: use fp32 or bf16.")
@@ -161,8 +166,10 @@ class OpenVinoSeparator(OnnxSeparator):
         self.compiled = ov.Core().compile_model(str(onnx_path), "CPU", config)
         a = self.spec.audio
         self.stft = STFT(a.n_fft, a.hop_length, a.dim_f)
-        self.path, self.size_mb = onnx_path, onnx_path.stat().st_size / 2**20
-        self.num_params = self._count_params(onnx_path)
+        self.path, self.precision = onnx_path, precision
+        files = [onnx_path, onnx_path.with_suffix(".bin")] if onnx_path.suffix == ".xml" else [onnx_path]
+        self.size_mb = sum(f.stat().st_size for f in files if f.is_file()) / 2**20
+        self.num_params = self._count_params(onnx_path) if onnx_path.suffix == ".onnx" else None
 
     def spectral_forward(self, spec: torch.Tensor) -> torch.Tensor:
         out = self.compiled(spec.detach().float().cpu().contiguous().numpy())

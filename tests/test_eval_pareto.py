@@ -51,14 +51,16 @@ def pareto_run(tmp_path_factory):
                {"name": "teacher", "kind": "teacher", "model": str(models["teacher"]),
                 "runner": {"num_overlap": 2}},
                {"name": "student", "kind": "wrapped", "model": str(models["student_c2"]),
-                "runner": {"num_overlap": 2, "batch_size": 2, "chunk_size": 3584, "window": "hann"}}]}
+                "runner": {"num_overlap": 2, "batch_size": 2, "chunk_size": 3584, "window": "hann"}},
+               {"name": "teacher_onnx", "kind": "other", "model": str(models["teacher"]), "backend": "onnx",
+                "runner": {"num_overlap": 2}}]}
     return cfg, run_pareto(cfg), tmp
 
 
 def test_pareto_rows_and_files(pareto_run):
     cfg, rows, tmp = pareto_run
     out = Path(cfg["out_dir"])
-    assert [r["variant"] for r in rows] == ["teacher", "student"]
+    assert [r["variant"] for r in rows] == ["teacher", "student", "teacher_onnx"]
     for row in rows:
         for field in GUIDE_FIELDS:
             assert field in row, field
@@ -71,13 +73,22 @@ def test_pareto_rows_and_files(pareto_run):
     assert rows[1]["delta_sdr_vs_teacher"]["kick"] == pytest.approx(rows[1]["sdr"]["kick"] - rows[0]["sdr"]["kick"])
     assert rows[1]["fidelity_sdr"]["mean"] is not None and "fidelity_sdr" not in rows[0]
     assert rows[1]["window"] == "hann" and rows[1]["batch_size"] == 2
+    # intervals over the 2 tracks; the teacher's paired Δ against itself is exactly 0 (zero width)
+    assert rows[0]["num_tracks"] == 2 and rows[0]["sdr_ci"]["kick"]["n"] == 2
+    assert rows[0]["delta_sdr_ci"]["mean"] == {"mean": 0.0, "ci": 0.0, "lo": 0.0, "hi": 0.0, "n": 2}
+    assert rows[1]["delta_sdr_ci"]["kick"]["mean"] == pytest.approx(rows[1]["delta_sdr_vs_teacher"]["kick"])
+    # the same weights through ONNX Runtime: counted like the torch model, the same output
+    onnx_row = rows[2]
+    assert onnx_row["params"] == rows[0]["params"] and onnx_row["gflop_per_audio_second"] is not None
+    assert onnx_row["fidelity_sdr"]["mean"] > 30
     for track in ("track_00", "track_01"):
         for stem in ("kick", "snare", "toms", "hh", "cymbals"):
             assert (out / "estimates" / "student" / track / f"{stem}.wav").is_file()
     data = json.loads((out / "results.json").read_text())
     assert data["meta"]["machine"]["cpu"] and data["meta"]["ground_truth"] is True
     csv = pd.read_csv(out / "results.csv")
-    assert {"sdr_kick", "delta_sdr_vs_teacher_snare", "fidelity_sdr_mean"} <= set(csv.columns)
+    assert {"sdr_kick", "delta_sdr_vs_teacher_snare", "fidelity_sdr_mean", "sdr_ci_kick", "delta_sdr_ci_mean"} \
+        <= set(csv.columns)
     md = (out / "results.md").read_text()
     assert md.startswith("| variant") and "| student |" in md
     assert (out / "pareto.png").stat().st_size > 1000
@@ -92,6 +103,7 @@ def test_pareto_resumes_and_cli(pareto_run, capsys):
     assert "| teacher |" in capsys.readouterr().out
     data = json.loads((Path(cfg["out_dir"]) / "results.json").read_text())
     assert all(r["tracks_resumed"] == 2 for r in data["variants"])
+    assert " ± " in (Path(cfg["out_dir"]) / "results.md").read_text()
     assert data["meta"]["command"].startswith("python")
 
 
@@ -189,7 +201,7 @@ def test_pareto_cli_with_imported_plugin(pareto_run):
     (tmp / "plugins").mkdir(exist_ok=True)
     (tmp / "plugins" / "my_loader_plugin.py").write_text(PLUGIN)
     marker = tmp / "plugin_was_called"
-    teacher, student = cfg["variants"]
+    teacher, student = cfg["variants"][:2]
     cli_cfg = {**cfg, "out_dir": str(tmp / "out_cli"), "imports": ["my_loader_plugin"],
                "variants": [teacher, {**student, "name": "plugged", "kind": "cli_plugin", "marker": str(marker)}]}
     proc = _run_pareto_cli(cli_cfg, tmp)

@@ -11,6 +11,7 @@ A config (YAML, or the dict :func:`run_pareto` takes) names a dataset and the va
     variants:
       - {name: teacher, model: drumsep-5stem-jarredou, kind: teacher, runner: {num_overlap: 4}}
       - {name: c32, model: ckpt/student.ckpt, config: null, kind: student, runner: {batch_size: 2}}
+      - {name: c32_ov, model: ckpt/student.ckpt, kind: student, backend: openvino, precision: bf16}
 
 Per variant it writes ``OUT/estimates/<variant>/<track>/<stem>.wav``, times the separation
 (seconds, peak RSS) in this process, then, with the CPU free again, scores it with museval
@@ -98,11 +99,29 @@ def stored_file_mb(entry: dict) -> float | None:
 
 
 def load_variant(entry: dict):
+    """The variant's model, run on ``entry["backend"]`` (torch, compile, onnx, openvino; with
+    ``precision: bf16`` for OpenVINO) through the same cached export as ``separate --backend``.
+    A separator on another runtime keeps its torch model as ``base_model``, so parameters and
+    FLOPs are still counted."""
     kind = entry.get("kind", "other")
     if kind not in LOADERS:
         raise UserError(f"variant {entry.get('name')!r} has kind {kind!r} but no loader is registered for it; "
                         f"list the module that registers it under 'imports:' (known: {sorted(LOADERS)}).")
-    return LOADERS[kind](entry)
+    model = LOADERS[kind](entry)
+    backend = entry.get("backend", "torch")
+    if backend == "torch":
+        return model
+    if not isinstance(model, torch.nn.Module) or getattr(model, "spec", None) is None:
+        raise UserError(f"variant {entry['name']!r}: backend {backend!r} needs a torch model with a config, "
+                        f"and kind {kind!r} does not give one.")
+    from separation.backends import prepare_backend
+
+    separator = prepare_backend(model, backend, threads=torch.get_num_threads(),
+                                precision=entry.get("precision", "fp32"),
+                                log=lambda msg: print(f"[pareto] {msg}", file=sys.stderr))
+    if separator is not model:
+        separator.base_model = model
+    return separator
 
 
 # ------------------------------------------------------------------------------ dataset
@@ -130,7 +149,8 @@ def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=N
     Timing covers ``Runner.separate`` only (not file IO); per track it is stored in
     ``timing.json`` beside the stems so an interrupted run resumes where it stopped."""
     runner = runner_for(model, entry.get("runner") or {})
-    stats = model_stats(model, runner.chunk_size, runner.num_overlap, device=runner.device)
+    stats = model_stats(getattr(model, "base_model", model), runner.chunk_size, runner.num_overlap,
+                        device=runner.device)
     warm_up(runner)
     key = _settings_key(entry, max_seconds)
     seconds = audio_seconds = peak = peak_total = 0.0
@@ -275,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval.pareto", description="Speed/quality table of model variants.")
     p.add_argument("config", help="YAML with dataset, out_dir and variants (see configs/eval/pareto_demo.yaml)")
     p.add_argument("--out-dir", help="override out_dir")
+    p.add_argument("--data", help="override the dataset: a dataset root (its --split folder) or a folder of tracks")
+    p.add_argument("--split", default="test", help="split of --data (default test)")
     p.add_argument("--max-tracks", type=int, help="override dataset.max_tracks")
     p.add_argument("--max-seconds", type=float, help="override dataset.max_seconds")
     p.add_argument("--jobs", type=int, help="museval processes (default: all cores)")
@@ -292,6 +314,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg.setdefault("dataset", {})
     if args.out_dir:
         cfg["out_dir"] = args.out_dir
+    if args.data:  # same variants, other audio (e.g. the second held-out set)
+        keep = {k: v for k, v in cfg["dataset"].items() if k in ("max_tracks", "max_seconds")}
+        data = Path(args.data)
+        cfg["dataset"] = {**keep, **({"root": str(data), "split": args.split} if (data / args.split).is_dir()
+                                     else {"folder": str(data)})}
     for key in ("max_tracks", "max_seconds"):
         if getattr(args, key) is not None:
             cfg["dataset"][key] = getattr(args, key)
