@@ -454,6 +454,12 @@ def load_runtime_int8(entry: dict):
     if runtime not in RUNTIMES:
         raise UserError(f"variant {entry.get('name')!r}: int8 runtime {runtime!r}; use one of {', '.join(RUNTIMES)} "
                         "(or leave runtime out for torchao).")
+    keep = tuple(quant.pop("keep_fp32", DEFAULT_KEEP_FP32) or ())
+    allowed = {"onnx": {"per_channel", "activation_type", "reduce_range", "op_types"},
+               "openvino": {"preset", "op_types"}}[runtime]
+    if set(quant) - allowed:
+        raise UserError(f"variant {entry.get('name')!r}: quant keys {sorted(set(quant) - allowed)} are not "
+                        f"{runtime} int8 options (runtime, keep_fp32, {', '.join(sorted(allowed))}).")
     threads = entry.get("threads")
     model = str(entry.get("model"))
     if model.endswith((".xml", ".onnx")):
@@ -469,7 +475,6 @@ def load_runtime_int8(entry: dict):
     fp32 = export_onnx(base.cpu().eval(), out / "fp32.onnx")
     spectra = calibration_spectra(base.spec, calibration_mixtures(cal["root"], base.spec.audio.chunk_size,
                                                                   int(cal.get("crops", 8)), int(cal.get("seed", 0))))
-    keep = tuple(quant.pop("keep_fp32", DEFAULT_KEEP_FP32) or ())
     if runtime == "onnx":
         path = quantize_onnx_static(fp32, spectra, out / "int8_ort.onnx", keep_fp32=keep, **quant)
     else:
@@ -588,7 +593,8 @@ def main(argv: list[str] | None = None) -> dict:
                 reference=None, runtime_fp32=None, path=None) -> tuple[dict, np.ndarray]:
         out = outputs.pop(f"{runtime}:{precision}")
         row = {"runtime": RUNTIME_NAMES[runtime], "precision": precision, "seconds": round(timed["seconds"], 3),
-               "seconds_all": timed["seconds_all"], "seconds_per_audio_minute": round(timed["seconds_per_audio_minute"], 2), "rtf": round(timed["rtf"], 4),
+               "seconds_all": timed["seconds_all"],
+               "seconds_per_audio_minute": round(timed["seconds_per_audio_minute"], 2), "rtf": round(timed["rtf"], 4),
                "speed_ratio_vs_torch_fp32": None, "null_db_vs_torch_fp32": None,
                "null_db_vs_runtime_fp32": None, "build": build,
                "build_seconds": None if build_seconds is None else round(build_seconds, 2),

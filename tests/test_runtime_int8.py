@@ -190,3 +190,5 @@ def test_pareto_loader_quantizes_students(tmp_path, calib_dir):
         load_int8({**entry, "quant": {"runtime": "onnx"}, "calibration": None})
     with pytest.raises(UserError, match="runtime"):
         load_int8({**entry, "quant": {"runtime": "tensorrt"}})
+    with pytest.raises(UserError, match="not onnx int8 options"):
+        load_int8({**entry, "quant": {"runtime": "onnx", "preset": "mixed"}})
