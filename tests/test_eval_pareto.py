@@ -105,6 +105,12 @@ def test_pareto_resumes_and_cli(pareto_run, capsys):
     assert all(r["tracks_resumed"] == 2 for r in data["variants"])
     assert " ± " in (Path(cfg["out_dir"]) / "results.md").read_text()
     assert data["meta"]["command"].startswith("python")
+    # --only keeps the named variants and the teacher, in a separate output directory
+    pareto_main([str(path), "--only", "student", "--out-dir", str(tmp / "out_only")])
+    data = json.loads((tmp / "out_only" / "results.json").read_text())
+    assert [r["variant"] for r in data["variants"]] == ["teacher", "student"]
+    with pytest.raises(SystemExit):
+        pareto_main([str(path), "--only", "no_such_variant"])
 
 
 def test_pareto_without_ground_truth_is_fidelity_only(pareto_run):

@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tracks", type=int, help="override dataset.max_tracks")
     p.add_argument("--max-seconds", type=float, help="override dataset.max_seconds")
     p.add_argument("--jobs", type=int, help="museval processes (default: all cores)")
+    p.add_argument("--only", help="comma-separated variant names to run (the teacher is always kept)")
     p.add_argument("--no-resume", action="store_true", help="separate everything again")
     return p
 
@@ -324,6 +325,13 @@ def main(argv: list[str] | None = None) -> None:
             cfg["dataset"][key] = getattr(args, key)
     if args.jobs:
         cfg.setdefault("museval", {})["jobs"] = args.jobs
+    if args.only:
+        keep = {name.strip() for name in args.only.split(",")}
+        names = {v.get("name") for v in cfg.get("variants") or []}
+        if keep - names:
+            raise UserError(f"--only names unknown variants {sorted(keep - names)}; the config has {sorted(names)}.")
+        teacher = _check_variants(cfg.get("variants") or [], cfg.get("teacher"))
+        cfg["variants"] = [v for v in cfg["variants"] if v["name"] in keep or v["name"] == teacher]
     if args.no_resume:
         cfg["resume"] = False
     cfg["command"] = command_string("eval.pareto", argv)
