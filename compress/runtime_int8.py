@@ -246,8 +246,33 @@ def _quantize_into(out: Path, suffix: str, build) -> Path:
     return out
 
 
+def _call_by_name(name: str, args: tuple, kwargs: dict):
+    return globals()[name](*args, **kwargs)
+
+
+def _in_fresh_process(name: str, *args, **kwargs):
+    """Run this module's ``name`` in a spawned interpreter. Why: after ONNX Runtime's and NNCF's
+    calibration ran in one process, a later Lightning fit in that process crashed with a
+    segmentation fault (seen in the test suite); a child that exits takes their state with it.
+    A UserError raised in the child is raised here."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_call_by_name, (name, args, kwargs))
+
+
+def quantize_onnx_static(fp32_onnx, calibration_spectra, out_path, **kwargs) -> Path:
+    """:func:`_quantize_onnx_static` in a fresh process (see :func:`_in_fresh_process`)."""
+    return _in_fresh_process("_quantize_onnx_static", fp32_onnx, list(calibration_spectra), out_path, **kwargs)
+
+
+def quantize_openvino(fp32_onnx, calibration_spectra, out_path, **kwargs) -> Path:
+    """:func:`_quantize_openvino` in a fresh process (see :func:`_in_fresh_process`)."""
+    return _in_fresh_process("_quantize_openvino", fp32_onnx, list(calibration_spectra), out_path, **kwargs)
+
+
 # ------------------------------------------------------------------------------ ONNX Runtime
-def quantize_onnx_static(fp32_onnx: str | os.PathLike, calibration_spectra, out_path: str | os.PathLike, *,
+def _quantize_onnx_static(fp32_onnx: str | os.PathLike, calibration_spectra, out_path: str | os.PathLike, *,
                          keep_fp32: Iterable[str] = DEFAULT_KEEP_FP32, op_types: Iterable[str] = ORT_OP_TYPES,
                          per_channel: bool = True, activation_type: str | None = None,
                          reduce_range: bool | None = None) -> Path:
@@ -295,7 +320,7 @@ def quantize_onnx_static(fp32_onnx: str | os.PathLike, calibration_spectra, out_
 
 
 # ------------------------------------------------------------------------------ OpenVINO / NNCF
-def quantize_openvino(fp32_onnx: str | os.PathLike, calibration_spectra, out_path: str | os.PathLike, *,
+def _quantize_openvino(fp32_onnx: str | os.PathLike, calibration_spectra, out_path: str | os.PathLike, *,
                       keep_fp32: Iterable[str] = DEFAULT_KEEP_FP32, preset: str = "mixed",
                       op_types: Iterable[str] = OV_OP_TYPES) -> Path:
     """Static int8 OpenVINO IR ``out_path`` (``.xml`` + ``.bin``, YAML beside) of ``fp32_onnx``

@@ -131,9 +131,11 @@ def test_failures_leave_nothing_half_written(exported, monkeypatch, tmp_path):
         open(model_output, "wb").write(b"partial")
         raise RuntimeError("disk full")
 
+    # failures are injected in this process, so call the implementations the public functions
+    # run in a fresh process
     monkeypatch.setattr(ortq, "quantize_static", half_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        rq.quantize_onnx_static(fp32, spectra[:1], tmp_path / "m.onnx")
+        rq._quantize_onnx_static(fp32, spectra[:1], tmp_path / "m.onnx")
 
     def save_then_fail(model, path, compress_to_fp16=True):
         open(path, "w").write("<net/>")
@@ -142,7 +144,7 @@ def test_failures_leave_nothing_half_written(exported, monkeypatch, tmp_path):
     (tmp_path / "m.xml").write_text("old model")  # a model already there stays whole
     monkeypatch.setattr(ov, "save_model", save_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        rq.quantize_openvino(fp32, spectra[:1], tmp_path / "m.xml")
+        rq._quantize_openvino(fp32, spectra[:1], tmp_path / "m.xml")
     assert sorted(os.listdir(tmp_path)) == ["m.xml"] and (tmp_path / "m.xml").read_text() == "old model"
 
 
