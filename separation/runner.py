@@ -98,11 +98,14 @@ class Runner:
         compile: wrap the model in ``torch.compile``.
         window: ``msst`` (linear fades of chunk//10) or ``hann`` (a full Hann-like taper, see
             :func:`taper_window`); ``msst`` is the default for comparability with the peers.
+        wiener: None (off, MSST's output) or the EM iterations of the multichannel Wiener
+            post-filter (:mod:`separation.wiener`; 0 is a plain ratio mask).
     """
 
     def __init__(self, model: torch.nn.Module | Callable, chunk_size: int, num_overlap: int = 4,
                  batch_size: int = 1, precision: str = "fp32", device: str = "auto",
-                 compile: bool = False, window: str = "msst", progress: bool = True):
+                 compile: bool = False, window: str = "msst", progress: bool = True,
+                 wiener: int | None = None):
         if num_overlap < 1 or batch_size < 1 or chunk_size < 16:
             raise ValueError("num_overlap and batch_size must be >= 1 and chunk_size >= 16")
         if precision not in PRECISIONS:
@@ -112,6 +115,9 @@ class Runner:
             raise ValueError("fp16 autocast is for CUDA/MPS; use bf16 on the CPU")
         self.chunk_size, self.num_overlap, self.batch_size = chunk_size, num_overlap, batch_size
         self.precision, self.progress, self.window_kind = precision, progress, window
+        if wiener is not None and wiener < 0:
+            raise ValueError("wiener must be None (off) or >= 0 EM iterations")
+        self.wiener = wiener
         if isinstance(model, torch.nn.Module):
             model = model.to(self.device).eval()
         self.model = torch.compile(model) if compile else model
@@ -160,7 +166,12 @@ class Runner:
             raise ValueError("mix must be (channels, samples) with samples > 0")
         plan = ChunkPlan(mix.shape[-1], self.chunk_size, self.num_overlap)
         padded = F.pad(mix[None], (plan.pad, plan.pad), mode="reflect")[0] if plan.pad else mix
-        yield from self._overlap_add(padded, plan)
+        blocks = self._overlap_add(padded, plan)
+        if self.wiener is None:
+            yield from blocks
+        else:
+            from .wiener import refine_stream
+            yield from refine_stream(mix.cpu().numpy(), blocks, self.wiener)
 
     # ---------------------------------------------------------------- internals
     def _autocast(self):

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference backend; auto measures torch/onnx/openvino once on this machine and keeps the fastest")
     p.add_argument("--compile", action="store_true", help="same as --backend compile")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--wiener", type=int, default=None, metavar="ITERATIONS",
+                   help="multichannel Wiener post-filter with this many EM iterations (1 is usual; off by "
+                        "default, as in MSST): gives back the energy an unsure model leaves out")
     return p
 
 
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     runner = Runner(prepare_backend(model, backend, args.threads, device.type, precision=args.precision),
                     chunk_size=args.chunk_size or spec.audio.chunk_size,
                     num_overlap=args.num_overlap or spec.inference.num_overlap,
-                    batch_size=args.batch_size, precision=runner_precision, device=str(device), window=args.window)
+                    batch_size=args.batch_size, precision=runner_precision, device=str(device), window=args.window,
+                    wiener=args.wiener)
     for path in args.inputs:
         mix, _ = read_audio(path)
         write_track(runner, mix, spec.stems, out / path.stem)
