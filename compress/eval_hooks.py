@@ -19,7 +19,7 @@ List this module under ``imports:`` in a Pareto config; importing it registers t
 ``model`` may be a checkpoint path, a registry name, or ``random`` with ``config`` (as for the
 default loader); ``prune`` / ``quant`` are :class:`PruneConfig` / :class:`QuantConfig` fields.
 ``quant: {runtime: onnx|openvino}`` quantizes with that runtime's own tool instead of torchao
-(:mod:`compress.runtime_int8`: ONNX Runtime ``quantize_static`` / OpenVINO NNCF; ``model`` may
+(:mod:`compress.int8_quantize`: ONNX Runtime ``quantize_static`` / OpenVINO NNCF; ``model`` may
 then also be a ready ``.onnx`` / ``.xml`` int8 file, and ``quant`` may add ``keep_fp32``/``preset``).
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def load_int8(entry: dict):
     from .quantize import QuantConfig, load_quantized, quantize_model
 
     if (entry.get("quant") or {}).get("runtime") not in (None, "torch", "torchao"):
-        from .runtime_int8 import load_runtime_int8
+        from .int8_quantize import load_runtime_int8
 
         return load_runtime_int8(entry)
     entry = {**entry, "quant": {k: v for k, v in (entry.get("quant") or {}).items() if k != "runtime"}}

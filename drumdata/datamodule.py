@@ -58,6 +58,20 @@ def scan_tracks(ds, need_stems: bool, crop: int, split: str) -> list[dict]:
     return tracks
 
 
+
+def worker_context(num_workers: int) -> str | None:
+    """How DataLoader workers start: ``forkserver`` where the platform has it. Why not the default
+    ``fork``: forking a process whose ONNX Runtime / OpenVINO / oneDNN thread pools already run is
+    undefined behaviour (POSIX allows only async-signal-safe calls in the child); after the
+    inference-runtime tests, a Lightning fit in the same process segfaulted while joining its
+    forked workers (a corrupted pid object in ``os.waitpid``; 3 of 3 runs), and passed 2 of 2 with
+    ``forkserver``, whose workers fork from a clean single-threaded server."""
+    import multiprocessing as mp
+
+    if num_workers <= 0:
+        return None
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else None
+
 class CropDataset(Dataset):
     """Crops of tracks. ``train``: random track (length-weighted) and offset, augmented;
     otherwise ``crops_per_track`` evenly spaced crops per track, identical every epoch."""
@@ -182,7 +196,8 @@ class DrumDataModule(L.LightningDataModule):
         ds = self.datasets[split]
         # No shuffling: train items are already random draws, eval crops keep a fixed order.
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, drop_last=drop_last and len(ds) >= self.batch_size)
+                          persistent_workers=self.num_workers > 0,
+                          multiprocessing_context=worker_context(self.num_workers), drop_last=drop_last and len(ds) >= self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", drop_last=True)

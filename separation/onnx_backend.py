@@ -142,7 +142,7 @@ class OpenVinoSeparator(OnnxSeparator):
     """The same exported core compiled by OpenVINO for the CPU (``pip install openvino``).
 
     ``onnx_path``: the exported ``.onnx``, or an OpenVINO IR ``.xml`` (its ``.bin`` beside it; e.g.
-    the int8 model :func:`compress.runtime_int8.quantize_openvino` writes); the YAML beside either.
+    the int8 model :func:`compress.int8_quantize.quantize_openvino` writes); the YAML beside either.
     ``precision``: ``fp32`` (identical output within rounding) or ``bf16`` (OpenVINO's bf16
     inference on CPUs with AVX-512 BF16 or AMX; faster, not bit-faithful). For an int8 IR it is the
     precision of the layers left unquantized."""

@@ -23,8 +23,11 @@ HARDWARE_SKIP = "hardware:"  # the only skip reason allowed: e.g. "hardware: no 
 def pytest_collection_modifyitems(session, config, items):
     """Run the Lightning training tests first. In one process, a Lightning fit that came after the
     inference-runtime tests (ONNX Runtime, OpenVINO incl. int8 IRs) crashed the interpreter with a
-    segmentation fault on the clean-clone CI (2026-11-26); the cause is not yet isolated. Users run
-    these in separate processes (CLIs); the suite keeps the order that is known to work."""
+    segmentation fault. Two causes were found with core dumps (2026-11-26): DataLoader workers
+    forked from a process whose runtime thread pools were running (fixed: workers start from a
+    forkserver, drumdata.datamodule.worker_context), and a heap corruption that surfaces at
+    varying places (os.read in wandb's git call, os.waitpid) only after the whole suite ran in one
+    process; its source is not isolated. Users run these in separate processes (CLIs)."""
     items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_train.py") else 1)
 
 

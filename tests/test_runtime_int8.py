@@ -16,6 +16,9 @@ from conftest import tiny_spec
 from separation.errors import UserError
 from separation.runner import Runner
 
+import compress.int8_calibration as cal
+import compress.int8_inspect as inspect_int8
+import compress.int8_quantize as quant
 import compress.runtime_int8 as rq
 
 
@@ -56,8 +59,8 @@ def exported(teacher, calib_dir, tmp_path_factory):
 
     work = tmp_path_factory.mktemp("int8")
     fp32 = export_onnx(teacher, work / "fp32.onnx")
-    mixtures = rq.calibration_mixtures(calib_dir, teacher.spec.audio.chunk_size, crops=2)
-    return work, fp32, rq.calibration_spectra(teacher.spec, mixtures)
+    mixtures = cal.calibration_mixtures(calib_dir, teacher.spec.audio.chunk_size, crops=2)
+    return work, fp32, cal.calibration_spectra(teacher.spec, mixtures)
 
 
 @pytest.fixture(scope="module")
@@ -69,26 +72,26 @@ def clip(teacher):
     return mix(stems)
 
 
-@pytest.mark.parametrize("runtime", rq.RUNTIMES)
+@pytest.mark.parametrize("runtime", quant.RUNTIMES)
 def test_int8_runs_through_the_runner_close_to_fp32(teacher, exported, clip, runtime):
     work, fp32, spectra = exported
     assert spectra[0].shape == (1, 4, teacher.spec.audio.dim_f, teacher.spec.audio.num_frames)
     if runtime == "onnx":
-        path = rq.quantize_onnx_static(fp32, spectra, work / "int8_ort.onnx")
+        path = quant.quantize_onnx_static(fp32, spectra, work / "int8_ort.onnx")
         assert (work / "int8_ort.yaml").is_file()
     else:
-        path = rq.quantize_openvino(fp32, spectra, work / "int8_openvino.xml")
+        path = quant.quantize_openvino(fp32, spectra, work / "int8_openvino.xml")
         assert path.with_suffix(".bin").is_file() and path.with_suffix(".yaml").is_file()
     assert not [p for p in os.listdir(work) if p.startswith(".")]  # no temporary left behind
     chunk = teacher.spec.audio.chunk_size
     reference = Runner(teacher, chunk, num_overlap=2, progress=False).separate(clip)
-    separator = rq.load_int8_separator(path, threads=1)
+    separator = quant.load_int8_separator(path, threads=1)
     out = Runner(separator, chunk, num_overlap=2, batch_size=2, progress=False).separate(clip)
     assert out.shape == reference.shape == (5, 2, clip.shape[-1])
     null = null_db(out, reference)
     assert -100 < null < -20, null  # really quantized (not fp32), yet close to fp32
     assert separator.size_mb < 0.5 * fp32.stat().st_size / 2**20  # int8 weights on disk
-    ops = rq.op_coverage(path, runtime, threads=1)
+    ops = inspect_int8.op_coverage(path, runtime, threads=1)
     if runtime == "onnx":  # ONNX Runtime fused the QDQ convolutions into int8 kernels
         assert ops["optimized_graph_ops"]["QLinearConv"] >= 50
     else:  # OpenVINO runs most convolutions with u8 activations
@@ -98,31 +101,31 @@ def test_int8_runs_through_the_runner_close_to_fp32(teacher, exported, clip, run
 
 def test_fp32_layers_and_calibration_rules(tmp_path, exported, calib_dir):
     work, fp32, _ = exported
-    nodes = rq.compute_nodes(fp32)
+    nodes = quant.compute_nodes(fp32)
     modules = [m for _, _, m in nodes]
     assert modules[0] == "first_conv" and modules[-1] == "final_conv.2"
     assert modules.count("encoder_blocks.0.tfc_tdf.blocks.0.tdf") == 2  # the TDF matmuls found their block
-    keep = rq.keep_fp32_nodes(fp32)
+    keep = quant.keep_fp32_nodes(fp32)
     assert len(keep) == 1 + 5 + 2  # first conv, first block (shortcut, tfc1, 2 matmuls, tfc2), final convs
     with pytest.raises(UserError, match="no convolution"):
-        rq.keep_fp32_nodes(fp32, ["decoder_blocks.9"])
+        quant.keep_fp32_nodes(fp32, ["decoder_blocks.9"])
     # calibration: test splits refused, empty folders named, dataset roots use train/
     (tmp_path / "test" / "t0").mkdir(parents=True)
     with pytest.raises(UserError, match="held-out"):
-        rq.calibration_files(tmp_path / "test")
+        cal.calibration_files(tmp_path / "test")
     with pytest.raises(UserError, match="no <track>/mixture.wav"):
-        rq.calibration_files(tmp_path / "test" / "t0")
+        cal.calibration_files(tmp_path / "test" / "t0")
     (tmp_path / "root" / "train").mkdir(parents=True)
     os.symlink(calib_dir / "track0", tmp_path / "root" / "train" / "track0")
-    assert [p.parent.name for p in rq.calibration_files(tmp_path / "root")] == ["track0"]
+    assert [p.parent.name for p in cal.calibration_files(tmp_path / "root")] == ["track0"]
 
 
 def test_failures_leave_nothing_half_written(exported, monkeypatch, tmp_path):
     work, fp32, spectra = exported
     with pytest.raises(UserError, match="does not fit"):
-        rq.quantize_onnx_static(fp32, [np.zeros((1, 4, 10, 10), np.float32)], tmp_path / "bad.onnx")
+        quant.quantize_onnx_static(fp32, [np.zeros((1, 4, 10, 10), np.float32)], tmp_path / "bad.onnx")
     with pytest.raises(UserError, match="calibration spectra"):
-        rq.quantize_openvino(fp32, [], tmp_path / "bad.xml")
+        quant.quantize_openvino(fp32, [], tmp_path / "bad.xml")
 
     import onnxruntime.quantization as ortq
     import openvino as ov
@@ -131,11 +134,9 @@ def test_failures_leave_nothing_half_written(exported, monkeypatch, tmp_path):
         open(model_output, "wb").write(b"partial")
         raise RuntimeError("disk full")
 
-    # failures are injected in this process, so call the implementations the public functions
-    # run in a fresh process
     monkeypatch.setattr(ortq, "quantize_static", half_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        rq._quantize_onnx_static(fp32, spectra[:1], tmp_path / "m.onnx")
+        quant.quantize_onnx_static(fp32, spectra[:1], tmp_path / "m.onnx")
 
     def save_then_fail(model, path, compress_to_fp16=True):
         open(path, "w").write("<net/>")
@@ -144,7 +145,7 @@ def test_failures_leave_nothing_half_written(exported, monkeypatch, tmp_path):
     (tmp_path / "m.xml").write_text("old model")  # a model already there stays whole
     monkeypatch.setattr(ov, "save_model", save_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        rq._quantize_openvino(fp32, spectra[:1], tmp_path / "m.xml")
+        quant.quantize_openvino(fp32, spectra[:1], tmp_path / "m.xml")
     assert sorted(os.listdir(tmp_path)) == ["m.xml"] and (tmp_path / "m.xml").read_text() == "old model"
 
 

@@ -102,3 +102,19 @@ def test_interrupted_separation_leaves_no_partial_track(tmp_path, tiny_checkpoin
     with pytest.raises(KeyboardInterrupt):
         write_track(runner, np.zeros((2, 40000), np.float32), model.spec.stems, tmp_path / "out" / "t")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_wiener_stems_add_up_to_the_input(tmp_path, tiny_checkpoint):
+    rng = np.random.default_rng(1)
+    mix = (0.3 * rng.standard_normal((30000, 2))).astype(np.float32)
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, mix, 44100, subtype="FLOAT")
+    main(args_for(tiny_checkpoint, [wav], tmp_path / "out") + ["--wiener", "1"])
+    total = sum(sf.read(tmp_path / "out" / "noise" / f"{stem}.wav", dtype="float32")[0] for stem in STEMS)
+    # the filtered stems partition the input
+    err = 10 * np.log10(np.square(total - mix).sum() / np.square(mix).sum())
+    assert err < -30, err
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros((20000, 2), np.float32), 44100)
+    main(args_for(tiny_checkpoint, [quiet], tmp_path / "out") + ["--wiener", "1"])
+    assert np.isfinite(sf.read(tmp_path / "out" / "quiet" / "kick.wav")[0]).all()

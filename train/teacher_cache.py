@@ -76,8 +76,10 @@ class CachedTeacherDataModule(L.LightningDataModule):
         self.original.setup(stage)
 
     def train_dataloader(self):
+        from drumdata.datamodule import worker_context
+
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          drop_last=True)
+                          multiprocessing_context=worker_context(self.num_workers), drop_last=True)
 
     def val_dataloader(self):
         return self.original.val_dataloader()
