@@ -7,7 +7,7 @@ filtering the *mixture* with them (``norbert``, the sigsep filter Open-Unmix use
 then ``iterations`` EM updates of each stem's spatial covariance) gives back the missing
 energy wherever no other stem claims those bins. The stems then sum to the mixture.
 
-Long tracks are filtered in segments of ``segment_seconds`` with ``n_fft`` of context on both
+Long tracks are filtered in segments of :data:`SEGMENT_SECONDS` with ``n_fft`` of context on both
 sides, so memory stays bounded and blocks can be streamed (:func:`refine_stream`).
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .audio import SAMPLE_RATE
 from .errors import UserError
 
 N_FFT = 4096
@@ -54,7 +55,7 @@ def refine(mix: np.ndarray, estimates: np.ndarray, iterations: int = 1, n_fft: i
 
 
 def refine_stream(mix, blocks: Iterator[np.ndarray], iterations: int = 1, n_fft: int = N_FFT,
-                  segment: int = int(SEGMENT_SECONDS * 44100)) -> Iterator[np.ndarray]:
+                  segment: int = int(SEGMENT_SECONDS * SAMPLE_RATE)) -> Iterator[np.ndarray]:
     """Filter a stream of ``(S, C, n)`` estimate blocks (in order, covering ``mix``) segment by segment.
 
     Each segment is filtered with ``n_fft`` samples of context on both sides and only its own

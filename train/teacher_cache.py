@@ -17,6 +17,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from drumdata.datamodule import worker_context
+
 
 def _cache_key(teacher, datamodule, num_crops: int, seed: int) -> str:
     h = hashlib.sha256()
@@ -76,8 +78,6 @@ class CachedTeacherDataModule(L.LightningDataModule):
         self.original.setup(stage)
 
     def train_dataloader(self):
-        from drumdata.datamodule import worker_context
-
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
                           multiprocessing_context=worker_context(self.num_workers), drop_last=True)
 
