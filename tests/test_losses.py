@@ -107,3 +107,18 @@ def test_onthefly_teacher_writes_a_loadable_best_and_resumes(tmp_path):
     assert model.spec.model.num_channels == 4
     again = main(args[:5] + ["0.1"] + args[6:])  # a larger budget resumes from last.pt
     assert again["steps"] > first["steps"]
+
+
+def test_segmental_snr_counts_a_quiet_segment_as_much_as_a_loud_one():
+    """Leakage into the quiet second of a stem costs seg_snr_floor far more than snr_floor,
+    whose one SNR over the crop is dominated by the loud second."""
+    g = torch.Generator().manual_seed(1)
+    target = torch.zeros(1, 5, 2, 88200)
+    target[..., :44100] = torch.randn(1, 5, 2, 44100, generator=g)           # loud first second
+    target[..., 44100:] = 0.01 * torch.randn(1, 5, 2, 44100, generator=g)    # quiet tail
+    mixture = target.sum(1)
+    leaky = target.clone()
+    leaky[..., 44100:] += 0.05 * torch.randn(1, 5, 2, 44100, generator=g)   # leakage into the tail
+    whole = make_loss("snr_floor")(leaky, target, mixture) - make_loss("snr_floor")(target, target, mixture)
+    seg = make_loss("seg_snr_floor")(leaky, target, mixture) - make_loss("seg_snr_floor")(target, target, mixture)
+    assert seg > 2 * whole > 0

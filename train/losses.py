@@ -14,6 +14,8 @@ a floor.
 * ``mrstft``     MSE on the waveform + ``auraloss`` multi-resolution STFT (magnitudes)
 * ``snr_floor``  negative SNR in dB per stem, each stem weighed by its own energy, with a floor
                  of ``1e-3`` x the mixture's energy so a silent target costs a bounded amount
+* ``seg_snr_floor`` the same per 1-s segment (hop 0.5 s), as museval scores: a quiet segment of a
+                 stem (a cymbal's tail) counts as much as its loud ones, so leakage into it costs
 
 ``torch-l1-snr`` and ``torch-log-wmse`` would be the library versions of the last one, but both
 import ``torchaudio``, which has no build for this project's CPU torch; they are not used.
@@ -83,8 +85,23 @@ def snr_floor(estimate, target, mixture, floor: float = SNR_FLOOR):
     return -(10 * torch.log10(num / den)).mean()
 
 
+SEGMENT = 44100  # museval's 1-s frame
+
+
+def seg_snr_floor(estimate, target, mixture, floor: float = SNR_FLOOR, segment: int = SEGMENT):
+    n = target.shape[-1]
+    size = min(segment, n)
+    cut = lambda x: x.unfold(-1, size, max(1, size // 2))  # noqa: E731  (..., K, size)
+    est, ref, mix = cut(estimate), cut(target), cut(mixture)
+    stems = target.shape[1]
+    eps = floor * mix.pow(2).sum((1, -1)) / stems + 1e-8          # (B, K): per segment of the mixture
+    num = ref.pow(2).sum((2, -1)) + eps[:, None]                    # (B, S, K)
+    den = (ref - est).pow(2).sum((2, -1)) + eps[:, None]
+    return -(10 * torch.log10(num / den)).mean()
+
+
 LOSSES: dict[str, LossFn] = {"l1": l1, "mse": mse, "mse_stft": mse_stft, "masked_mse": masked_mse,
-                             "mrstft": mrstft, "snr_floor": snr_floor}
+                             "mrstft": mrstft, "snr_floor": snr_floor, "seg_snr_floor": seg_snr_floor}
 _TERM = re.compile(r"^\s*(?:([0-9.eE+-]+)\s*\*\s*)?([a-z_0-9]+)\s*$")
 
 

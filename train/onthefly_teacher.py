@@ -80,6 +80,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--bank-hours", type=float, default=1.0)
     p.add_argument("--clip-seconds", type=float, default=8.0)
+    p.add_argument("--grooves", default="procedural", choices=["procedural", "songs", "mixed"],
+                   help="training clips' patterns: procedural, Hydrogen's song patterns, or both")
     p.add_argument("--val-clips", type=int, default=48)
     p.add_argument("--eval-every", type=float, default=120.0, help="seconds between validations")
     p.add_argument("--kits-dir", default=str(DEFAULT_KITS_DIR))
@@ -105,7 +107,7 @@ def main(argv=None) -> dict:
     t0 = time.time()
     train_kits, valid_kits = kits_for_split("train", args.kits_dir), kits_for_split("valid", args.kits_dir)
     bank = render_bank(train_kits, args.bank_hours, args.clip_seconds,
-                       args.seed, args.kits_dir, args.workers).to(device)
+                       args.seed, args.kits_dir, args.workers, grooves=args.grooves).to(device)
     val = render_bank(valid_kits, args.val_clips * crop / 44100 / 3600,
                       crop / 44100, args.seed + 1, args.kits_dir, args.workers)
     val_stems = val[..., :crop].float().to(device)
