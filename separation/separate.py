@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--window", default="msst", choices=["msst", "hann"])
     p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
-                   help="inference backend; auto measures torch/onnx/openvino once on this machine and keeps the fastest")
+                   help="inference backend; auto times every backend that runs --precision here (torch, compile, onnx, openvino) once per machine and model, and keeps the fastest")
     p.add_argument("--compile", action="store_true", help="same as --backend compile")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--wiener", type=int, default=None, metavar="ITERATIONS",
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(args.device)
     backend = "compile" if args.compile else args.backend
     if backend == "auto":  # exported runtimes are CPU paths here; on a GPU torch (with autocast) runs
-        backend = "torch" if device.type != "cpu" or args.precision != "fp32" else choose_backend(model, threads=args.threads)[0]
+        backend = "torch" if device.type != "cpu" else choose_backend(model, threads=args.threads, precision=args.precision)[0]
         print(f"backend: {backend} (--backend auto)")
     if (backend == "onnx" and args.precision != "fp32") or (backend == "openvino" and args.precision == "fp16"):
         raise UserError(f"--precision {args.precision} is not available with --backend {backend}; "

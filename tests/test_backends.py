@@ -79,8 +79,12 @@ def test_missing_runtime_says_how_to_install(tiny_model, monkeypatch):
         prepare_backend(tiny_model, "tensorrt")
 
 
-def test_separate_cli_backend_auto(tiny_checkpoint, tmp_path, capsys):
+def test_separate_cli_backend_auto(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     import soundfile as sf
+
+    import separation.backends as backends
+    # the default list has compile too; its ~1-min compile of a tiny model is tested by the parity test
+    monkeypatch.setitem(backends.CANDIDATES, "fp32", ("torch", "onnx", "openvino"))
 
     from separation.separate import main
     wav = tmp_path / "clip.wav"
@@ -101,3 +105,19 @@ def test_openvino_bf16_runs_and_bad_precisions_are_refused(tiny_model):
     assert out.shape == (1, 5, 2, x.shape[-1]) and torch.isfinite(out).all()
     with pytest.raises(UserError, match="fp32 or bf16"):
         prepare_backend(tiny_model, "openvino", log=lambda *_: None, precision="int4")
+
+
+def test_auto_ranks_the_backends_of_the_asked_precision(tiny_model):
+    """bf16 is timed on the backends that run it (torch and compile under autocast, OpenVINO's own
+    bf16), never on ONNX Runtime; the record says which precision it was chosen for."""
+    import separation.backends as backends
+
+    assert backends.CANDIDATES["bf16"] == ("torch", "compile", "openvino")
+    assert "compile" in backends.CANDIDATES["fp32"]
+    # compile is left out here only for time (a tiny model's compile takes ~1 min on 2 cores)
+    name, record = choose_backend(tiny_model, ("torch", "openvino"), threads=1, precision="bf16", log=lambda *_: None)
+    assert set(record["seconds_per_chunk"]) | set(record["skipped"]) == {"torch", "openvino"}
+    assert record["precision"] == "bf16" and name in record["seconds_per_chunk"]
+    assert all(record["first_call_seconds"][k] > 0 for k in record["seconds_per_chunk"])
+    with pytest.raises(UserError, match="unknown precision"):
+        choose_backend(tiny_model, precision="int4")
