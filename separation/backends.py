@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -163,3 +164,32 @@ def choose_backend(model, candidates=None, threads: int | None = None, precision
               "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
     atomic_write_text(record_path, json.dumps(record, indent=1))
     return best, record
+
+
+def main(argv=None) -> None:
+    """``python -m separation.backends MODEL [--precision bf16] [--threads 2] [--refresh]``: what
+    ``--backend auto`` picks for MODEL on this machine, and the timings behind it (JSON)."""
+    import argparse
+
+    from . import load_any
+
+    p = argparse.ArgumentParser(prog="python -m separation.backends", description=main.__doc__)
+    p.add_argument("model", help="registry name or checkpoint")
+    p.add_argument("--config", default=None)
+    p.add_argument("--precision", default="fp32", choices=list(CANDIDATES))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--refresh", action="store_true", help="measure again instead of reading the cached choice")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        _, record = choose_backend(load_any(args.model, args.config), threads=args.threads,
+                                   precision=args.precision, refresh=args.refresh,
+                                   log=lambda msg: print(msg, file=sys.stderr))
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -121,3 +121,13 @@ def test_auto_ranks_the_backends_of_the_asked_precision(tiny_model):
     assert all(record["first_call_seconds"][k] > 0 for k in record["seconds_per_chunk"])
     with pytest.raises(UserError, match="unknown precision"):
         choose_backend(tiny_model, precision="int4")
+
+
+def test_backends_cli_prints_the_choice_and_refuses_a_missing_model(tiny_checkpoint, capsys):
+    from separation.backends import main
+
+    main([str(tiny_checkpoint), "--precision", "fp16", "--threads", "1"])
+    record = json.loads(capsys.readouterr().out)
+    assert record["backend"] == "torch" and record["precision"] == "fp16"
+    with pytest.raises(SystemExit, match="error:"):
+        main(["no-such-model.ckpt"])
