@@ -26,6 +26,7 @@ from .atomic_io import atomic_write_text
 from .errors import UserError
 from .machine import cpu_model_and_flags
 from .pretrained import cache_dir
+from .runner import autocast_for
 
 BACKENDS = ("torch", "compile", "onnx", "openvino")
 INSTALL = {"onnx": "pip install onnxruntime onnx", "openvino": "pip install openvino onnx"}
@@ -115,9 +116,16 @@ CANDIDATES = {"fp32": ("torch", "compile", "onnx", "openvino"), "bf16": ("torch"
               "fp16": ("torch",)}
 
 
-def time_chunk(separator, chunk: torch.Tensor, repeats: int = 2, autocast_bf16: bool = False) -> tuple[float, float]:
-    """(first call, best of ``repeats`` later calls) in seconds: the first call pays compile and caches."""
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+def runner_precision(backend: str, precision: str) -> str:
+    """The precision the Runner's autocast applies around ``backend``: OpenVINO runs bf16 itself
+    (set when it is prepared), so its Runner stays fp32; the torch backends use autocast."""
+    return "fp32" if backend == "openvino" else precision
+
+
+def time_chunk(separator, chunk: torch.Tensor, repeats: int = 2, precision: str = "fp32") -> tuple[float, float]:
+    """(first call, best of ``repeats`` later calls) in seconds, under the Runner's autocast for
+    ``precision``: the first call pays compile and caches."""
+    with torch.no_grad(), autocast_for(precision, "cpu"):
         start = time.perf_counter()
         separator(chunk)
         first = time.perf_counter() - start
@@ -151,7 +159,7 @@ def choose_backend(model, candidates=None, threads: int | None = None, precision
     for name in candidates:
         try:
             separator = prepare_backend(model, name, threads, log=log, precision=precision)
-            first, best = time_chunk(separator, chunk, autocast_bf16=precision == "bf16" and name != "openvino")
+            first, best = time_chunk(separator, chunk, precision=runner_precision(name, precision))
             first_call[name], seconds[name] = round(first, 4), round(best, 4)
             log(f"auto: {name} {precision} {best:.3f} s per chunk (first call {first:.1f} s)")
         except UserError as err:

@@ -33,6 +33,13 @@ from tqdm.auto import tqdm
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def autocast_for(precision: str, device_type: str):
+    """The autocast context a ``precision`` means on ``device_type`` (none for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         if torch.cuda.is_available():
@@ -175,10 +182,7 @@ class Runner:
 
     # ---------------------------------------------------------------- internals
     def _autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast_for(self.precision, self.device.type)
 
     def _chunk(self, padded: torch.Tensor, start: int) -> torch.Tensor:
         part = padded[:, start:start + self.chunk_size]

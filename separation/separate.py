@@ -14,7 +14,7 @@ import torch
 
 from .audio import SAMPLE_RATE, AtomicWavWriter, check_writable_dir, read_audio
 from .errors import UserError, exit_on_user_error
-from .backends import BACKENDS, choose_backend, prepare_backend
+from .backends import BACKENDS, choose_backend, prepare_backend, runner_precision
 from .runner import PRECISIONS, Runner, pick_device
 
 DEFAULT_MODEL = "drumsep-demo-teacher"
@@ -91,11 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     if (backend == "onnx" and args.precision != "fp32") or (backend == "openvino" and args.precision == "fp16"):
         raise UserError(f"--precision {args.precision} is not available with --backend {backend}; "
                         "use fp32 (or bf16 with openvino or the torch backends).")
-    runner_precision = "fp32" if backend == "openvino" else args.precision  # OpenVINO runs bf16 itself
     runner = Runner(prepare_backend(model, backend, args.threads, device.type, precision=args.precision),
                     chunk_size=args.chunk_size or spec.audio.chunk_size,
                     num_overlap=args.num_overlap or spec.inference.num_overlap,
-                    batch_size=args.batch_size, precision=runner_precision, device=str(device), window=args.window,
+                    batch_size=args.batch_size, precision=runner_precision(backend, args.precision), device=str(device), window=args.window,
                     wiener=args.wiener)
     for path in args.inputs:
         mix, _ = read_audio(path)

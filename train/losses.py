@@ -78,10 +78,12 @@ def mrstft(estimate, target, mixture):
 
 
 def snr_floor(estimate, target, mixture, floor: float = SNR_FLOOR):
+    """Negative SNR in dB over the channel axis and the last axis (stems on axis 1 of ``target``,
+    none on ``mixture``); any axes between them (segments) are kept, averaged at the end."""
     stems = target.shape[1]
-    eps = floor * mixture.pow(2).sum((-2, -1)) / stems + 1e-8  # (B,)
-    num = target.pow(2).sum((-2, -1)) + eps[:, None]
-    den = (target - estimate).pow(2).sum((-2, -1)) + eps[:, None]
+    eps = floor * mixture.pow(2).sum((1, -1)) / stems + 1e-8  # per item (and segment) of the mixture
+    num = target.pow(2).sum((2, -1)) + eps[:, None]
+    den = (target - estimate).pow(2).sum((2, -1)) + eps[:, None]
     return -(10 * torch.log10(num / den)).mean()
 
 
@@ -89,15 +91,9 @@ SEGMENT = 44100  # museval's 1-s frame
 
 
 def seg_snr_floor(estimate, target, mixture, floor: float = SNR_FLOOR, segment: int = SEGMENT):
-    n = target.shape[-1]
-    size = min(segment, n)
+    size = min(segment, target.shape[-1])
     cut = lambda x: x.unfold(-1, size, max(1, size // 2))  # noqa: E731  (..., K, size)
-    est, ref, mix = cut(estimate), cut(target), cut(mixture)
-    stems = target.shape[1]
-    eps = floor * mix.pow(2).sum((1, -1)) / stems + 1e-8          # (B, K): per segment of the mixture
-    num = ref.pow(2).sum((2, -1)) + eps[:, None]                    # (B, S, K)
-    den = (ref - est).pow(2).sum((2, -1)) + eps[:, None]
-    return -(10 * torch.log10(num / den)).mean()
+    return snr_floor(cut(estimate), cut(target), cut(mixture), floor)
 
 
 LOSSES: dict[str, LossFn] = {"l1": l1, "mse": mse, "mse_stft": mse_stft, "masked_mse": masked_mse,
