@@ -82,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clip-seconds", type=float, default=8.0)
     p.add_argument("--grooves", default="procedural", choices=["procedural", "songs", "mixed"],
                    help="training clips' patterns: procedural, Hydrogen's song patterns, or both")
+    p.add_argument("--eq", type=float, default=0.0,
+                   help="per-stem random spectral tilt in [-eq, eq] (drumdata.bank.tilt_eq; 0 = off)")
     p.add_argument("--val-clips", type=int, default=48)
     p.add_argument("--eval-every", type=float, default=120.0, help="seconds between validations")
     p.add_argument("--kits-dir", default=str(DEFAULT_KITS_DIR))
@@ -167,7 +169,7 @@ def main(argv=None) -> dict:
                 break
         for group in opt.param_groups:
             group["lr"] = lr_at(elapsed / budget, args.lr)
-        mixture, stems = draw_batch(bank, args.batch_size, crop, gen)
+        mixture, stems = draw_batch(bank, args.batch_size, crop, gen, eq=args.eq)
         with torch.autocast(**autocast):
             estimate = model(mixture)
         loss = loss_fn(estimate.float(), stems, mixture)

@@ -1,0 +1,40 @@
+"""The training bank's spectral-tilt augmentation (drumdata.bank.tilt_eq / draw_batch(eq=...))."""
+import math
+
+import torch
+
+from drumdata.bank import draw_batch, tilt_eq
+
+SR = 44100
+
+
+def _band_gain_db(before: torch.Tensor, after: torch.Tensor) -> float:
+    return 10 * math.log10(float(after.pow(2).mean() / before.pow(2).mean()))
+
+
+def _sine(freq: float, n: int = SR // 4) -> torch.Tensor:
+    return torch.sin(2 * math.pi * freq * torch.arange(n) / SR)[None, None, None, :].expand(1, 1, 2, n).clone()
+
+
+def test_tilt_brightens_darkens_and_leaves_lows_alone():
+    low, high = _sine(100.0), _sine(8000.0)
+    core = slice(16, -16)  # away from the edges' padding
+    for tilt, high_min, high_max in [(0.0, -0.01, 0.01), (0.5, 2.0, 4.0), (-1.0, -99.0, -15.0)]:
+        t = torch.full((1, 1), tilt)
+        assert abs(_band_gain_db(low[..., core], tilt_eq(low, t)[..., core])) < 0.05
+        gain = _band_gain_db(high[..., core], tilt_eq(high, t)[..., core])
+        assert high_min < gain < high_max, (tilt, gain)
+
+
+def test_draw_batch_eq_only_tilts_the_same_crops():
+    torch.manual_seed(0)
+    bank = torch.randn(6, 5, 2, 4000).to(torch.float16)
+    plain_mix, plain = draw_batch(bank, 3, 1000, torch.Generator().manual_seed(1))
+    mix, stems = draw_batch(bank, 3, 1000, torch.Generator().manual_seed(1), eq=0.6)
+    assert torch.allclose(mix, stems.sum(1), atol=1e-5)
+    assert not torch.allclose(stems, plain)
+    # same crops, gains and channels: the boxcar low-pass of both agrees (tilt touches highs only)
+    box = lambda x: torch.nn.functional.avg_pool1d(x.reshape(-1, 1, x.shape[-1]), 9, 1, 4)  # noqa: E731
+    assert torch.allclose(box(box(stems))[..., 20:-20], box(box(plain))[..., 20:-20], atol=0.15)
+    ratio = stems.pow(2).mean((-2, -1)) / plain.pow(2).mean((-2, -1))
+    assert ratio.std() > 0.01  # each stem got its own tilt
