@@ -80,3 +80,24 @@ def test_runner_memory_benchmark_reports_both_ways(capsys):
 def test_default_config_is_the_bundled_drumsep_yaml():
     from eval.timing.benchlib import DEFAULT_CONFIG, REPO_ROOT
     assert DEFAULT_CONFIG.is_file() and (REPO_ROOT / "pyproject.toml").is_file()
+
+
+def test_gpu_sweep_runs_its_settings_on_cpu_and_nulls_against_the_first_row(tmp_path):
+    """The GPU sweep's own logic (settings parsing, warm-up, null, JSON) on CPU with a tiny model;
+    CI has no GPU, so this is what keeps ``python -m eval.gpu_speed`` working between lent GPUs."""
+    from eval.timing.gpu_speed import main as gpu_main, parse_settings
+
+    config = tmp_path / "tiny.yaml"
+    tiny_spec().to_yaml(config)
+    out = tmp_path / "rows.json"
+    rows = gpu_main(["--config", str(config), "--seconds", "0.5", "--device", "cpu", "--out", str(out),
+                 "--settings", "torch:fp32:1,torch:fp32:3,torch:bf16:2"])
+    assert [(r["backend"], r["precision"], r["batch_size"]) for r in rows] == parse_settings(
+        "torch:fp32:1,torch:fp32:3,torch:bf16:2")
+    assert rows[0]["null_db_vs_first_row"] <= -299        # the reference against itself
+    assert rows[1]["null_db_vs_first_row"] < -80           # batching changes rounding only
+    assert -60 < rows[2]["null_db_vs_first_row"] < -10     # bf16 is measurably off, not broken
+    assert all(r["seconds"] > 0 and r["tflops"] > 0 for r in rows)
+    assert json.loads(out.read_text()) == rows
+    with pytest.raises(SystemExit, match="BACKEND:PRECISION:BATCH"):
+        parse_settings("torch:int4:8")
