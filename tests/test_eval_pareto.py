@@ -223,3 +223,18 @@ def test_pareto_cli_with_imported_plugin(pareto_run):
     assert proc.returncode == 2
     assert "no_such_plugin_module" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp / "out_cli_bad" / "results.json").exists()
+
+
+def test_a_retrained_bundled_model_is_not_served_from_stale_estimates(tmp_path, monkeypatch):
+    """A variant naming a registry model (``drumsep-demo-teacher``) keys its stored estimates on
+    the checkpoint that name resolves to, so replacing the bundled weights re-separates."""
+    import eval.tables.pareto as pareto
+
+    ckpt = tmp_path / "demo.ckpt"
+    ckpt.write_bytes(b"v1")
+    monkeypatch.setattr(pareto, "resolve", lambda name, allow_download=True: (ckpt, None))
+    entry = {"name": "teacher", "kind": "teacher", "model": "drumsep-demo-teacher"}
+    before = pareto._settings_key(entry, 10)
+    assert pareto._settings_key(entry, 10) == before
+    ckpt.write_bytes(b"v2, retrained")
+    assert pareto._settings_key(entry, 10) != before

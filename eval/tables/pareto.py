@@ -37,7 +37,8 @@ import yaml
 
 from separation import STEMS
 from separation.audio import read_audio, write_audio
-from separation.errors import UserError, exit_on_user_error
+from separation.errors import CheckpointError, UserError, exit_on_user_error
+from separation.pretrained import REGISTRY, resolve
 
 from ..timing.benchlib import (build_model, command_string, machine_info, model_stats,
                        runner_for, time_call, warm_up)
@@ -127,7 +128,14 @@ def load_variant(entry: dict):
 # ------------------------------------------------------------------------------ dataset
 # ------------------------------------------------------------------------------ separation
 def _file_stamp(path) -> list | None:
-    """(size, mtime) of a file named in a config, None for names that are not files."""
+    """(size, mtime) of a file named in a config, or of the checkpoint a registry name such as
+    ``drumsep-demo-teacher`` stands for (so a re-trained bundled teacher is separated again
+    rather than served from stale estimates); None for anything else."""
+    if path and not Path(str(path)).is_file() and str(path) in REGISTRY:
+        try:
+            path = resolve(str(path), allow_download=False)[0]
+        except CheckpointError:
+            return None
     if not path or not Path(str(path)).is_file():
         return None
     st = os.stat(path)
