@@ -20,6 +20,7 @@ import soundfile as sf
 from separation.audio import SAMPLE_RATE, read_audio
 from separation.errors import AudioError, UserError, exit_on_user_error
 
+from .songs import SONGS_DIR, SONGS_ENV
 from .kits import DEFAULT_KITS_DIR, MAX_SAMPLE_SECONDS, default_split, list_kits, parse_drumkit_xml
 
 FADE_SECONDS = 0.05  # a cut tail fades out instead of clicking
@@ -60,8 +61,22 @@ def pack_kits(out_dir: str | Path, kits_dir: str | Path = DEFAULT_KITS_DIR,
             continue
         sizes[name] = pack_kit(name, kits_dir, out_dir)
         log(f"{name}: {sizes[name] / 2**20:.1f} MB")
+    songs = pack_songs(out_dir / "demo_songs")
+    log(f"{songs} Hydrogen demo songs in {out_dir / 'demo_songs'} (use with {SONGS_ENV}={out_dir / 'demo_songs'})")
     log(f"total {sum(sizes.values()) / 2**20:.1f} MB in {out_dir}")
     return sizes
+
+
+def pack_songs(out_dir: Path, songs_dir: Path | None = None) -> int:
+    """Copy the demo songs (``--grooves songs|mixed`` needs them) for machines without
+    hydrogen-data; returns how many. None there is no error: procedural grooves need none."""
+    src = Path(songs_dir) if songs_dir is not None else SONGS_DIR
+    files = sorted(src.glob("*.h2song"))
+    if files:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy2(f, out_dir / f.name)
+    return len(files)
 
 
 @exit_on_user_error

@@ -20,6 +20,7 @@ dropped, and columns, then songs, left without a note are skipped. Songs stay in
 from __future__ import annotations
 
 import functools
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
@@ -32,6 +33,12 @@ from .grooves import Event, Groove
 from .kits import INSTALL_HINT, ROLE_CLASS, guess_role
 
 SONGS_DIR = Path("/usr/share/hydrogen/data/demo_songs")
+SONGS_ENV = "DRUMSEP_SONGS_DIR"  # another folder of .h2song files (a packed copy on a machine without hydrogen-data)
+
+
+def default_songs_dir() -> Path:
+    """``$DRUMSEP_SONGS_DIR`` if set (``drumdata.pack_kits`` writes ``<out>/demo_songs``), else Debian's."""
+    return Path(os.environ.get(SONGS_ENV) or SONGS_DIR)
 TICKS_PER_QUARTER = 48
 BAR_TICKS = 4 * TICKS_PER_QUARTER  # Hydrogen's default pattern size
 TEMPO_JITTER = 0.04  # +-4 %: the same song at slightly different tempi is a new training example
@@ -81,12 +88,18 @@ def parse_song(path: str | Path) -> Song | None:
                 tuple(columns))
 
 
+def load_songs(songs_dir: str | Path | None = None) -> tuple[Song, ...]:
+    """Every usable song in ``songs_dir`` (default :func:`default_songs_dir`), sorted by file name;
+    parsed once per process and folder."""
+    return _load_songs(Path(songs_dir) if songs_dir is not None else default_songs_dir())
+
+
 @functools.lru_cache(maxsize=None)
-def load_songs(songs_dir: str | Path = SONGS_DIR) -> tuple[Song, ...]:
-    """Every usable song in ``songs_dir``, sorted by file name; parsed once per process."""
+def _load_songs(songs_dir: Path) -> tuple[Song, ...]:
     songs = tuple(s for s in map(parse_song, sorted(Path(songs_dir).glob("*.h2song"))) if s is not None)
     if not songs:
-        raise UserError(f"no Hydrogen demo songs with drum notes in {songs_dir}; {INSTALL_HINT}.")
+        raise UserError(f"no Hydrogen demo songs with drum notes in {songs_dir}; {INSTALL_HINT}, "
+                        f"or point {SONGS_ENV} at a copy (`python -m drumdata.pack_kits` writes one).")
     return songs
 
 

@@ -12,6 +12,8 @@ if [ -z "${NO_WHEELS:-}" ] && ls .whl/*.whl >/dev/null 2>&1; then  # NO_WHEELS=1
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONUNBUFFERED=1
+# the GPU image has no hydrogen-data: --grooves songs|mixed read the songs pack_kits copied
+[ -d .kits/demo_songs ] && export DRUMSEP_SONGS_DIR=$PWD/.kits/demo_songs
 PY=${PY:-python3}
 [ $# -eq 0 ] && set -- mse_stft "--loss mse_stft" snr_floor "--loss snr_floor"
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null | tee "$OUT/log.txt"

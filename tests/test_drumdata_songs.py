@@ -163,3 +163,18 @@ def test_render_with_song_grooves(tmp_path):
     stamp = (out / "metadata.json").stat().st_mtime_ns
     ensure_rendered(out, progress=False, log=lambda *a: None, **procedural)
     assert (out / "metadata.json").stat().st_mtime_ns == stamp
+
+
+def test_packed_songs_serve_a_machine_without_hydrogen_data(tmp_path, monkeypatch):
+    """pack_songs copies the demo songs; DRUMSEP_SONGS_DIR points load_songs at the copy (the GPU
+    image has no hydrogen-data), and a folder without songs fails in one sentence that names it."""
+    from drumdata.pack_kits import pack_songs
+    from drumdata.songs import SONGS_ENV
+
+    copied = pack_songs(tmp_path / "demo_songs")
+    assert copied == len(SONG_FILES) > 0
+    monkeypatch.setenv(SONGS_ENV, str(tmp_path / "demo_songs"))
+    assert [s.name for s in load_songs()] == [s.name for s in load_songs(SONGS_DIR)]
+    monkeypatch.setenv(SONGS_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match=SONGS_ENV):
+        load_songs()

@@ -25,6 +25,7 @@ import torch
 from drumdata import STEMS
 from drumdata.bank import activity, draw_batch, kits_for_split, render_bank
 from drumdata.kits import DEFAULT_KITS_DIR
+from drumdata.songs import load_songs
 from eval.timing.benchlib import machine_info
 from eval.scoring.metrics import active_mask, utterance_sdr
 from separation.atomic_io import atomic_write_bytes
@@ -107,6 +108,8 @@ def main(argv=None) -> dict:
     crop = spec.audio.chunk_size
 
     t0 = time.time()
+    if args.grooves != "procedural":
+        load_songs()  # a machine without the demo songs fails here, in one sentence, before rendering
     train_kits, valid_kits = kits_for_split("train", args.kits_dir), kits_for_split("valid", args.kits_dir)
     bank = render_bank(train_kits, args.bank_hours, args.clip_seconds,
                        args.seed, args.kits_dir, args.workers, grooves=args.grooves).to(device)
