@@ -47,6 +47,13 @@ REGISTRY: dict[str, PretrainedEntry] = {
         bundled=MODELS_DIR / "demo_teacher.ckpt",
         description="the project's own c=32 teacher trained on rendered Hydrogen kits (bundled)",
     ),
+    "drumsep-demo-student": PretrainedEntry(
+        name="drumsep-demo-student",
+        filename="demo_student.ckpt",
+        config=MODELS_DIR / "demo_student.yaml",
+        bundled=MODELS_DIR / "demo_student.ckpt",
+        description="a c=16 student (1.9 M params) trained on this project's CPU from the teacher pruned to c=16 (bundled)",
+    ),
 }
 
 
