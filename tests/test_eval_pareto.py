@@ -238,3 +238,16 @@ def test_a_retrained_bundled_model_is_not_served_from_stale_estimates(tmp_path, 
     assert pareto._settings_key(entry, 10) == before
     ckpt.write_bytes(b"v2, retrained")
     assert pareto._settings_key(entry, 10) != before
+
+
+def test_listen_finds_a_relative_dataset_root_from_a_notebooks_working_directory(tmp_path, monkeypatch):
+    """eval.pareto stores the dataset root as given (relative to the repository root); a notebook
+    runs in notebooks/, so the listen helper looks for the root above the results directory."""
+    from eval.tables.report import _dataset_root
+    (tmp_path / "repo" / "data" / "heldout").mkdir(parents=True)
+    results = tmp_path / "repo" / "results" / "study"
+    results.mkdir(parents=True)
+    (tmp_path / "repo" / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "repo" / "notebooks")
+    assert _dataset_root("data/heldout", results) == tmp_path / "repo" / "data" / "heldout"
+    assert _dataset_root("data/missing", results) == Path("data/missing")

@@ -5,6 +5,7 @@ and print the teacher-vs-student table.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import hydra
@@ -39,6 +40,9 @@ def distill(cfg: DictConfig) -> dict:
                                                 num_crops=d.cache_crops, seed=cfg.seed)
     elif d.teacher_outputs != "on_the_fly":
         raise UserError("distill.teacher_outputs must be 'on_the_fly' or 'cached'.")
+    # Lightning warns that modules are in eval mode at the start of fit: those are the frozen
+    # teacher's (DistillModule keeps it in eval mode on purpose), so the warning is noise here.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     trainer = fit(cfg, module, datamodule, d.ema_decay)
     if not (cfg.export.enabled and trainer.is_global_zero):
         return {}

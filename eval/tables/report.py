@@ -92,11 +92,24 @@ def load_results(results_dir: str | os.PathLike) -> tuple[list[dict], dict]:
     return data["variants"], data["meta"]
 
 
+def _dataset_root(root: str, results_dir) -> Path:
+    """The dataset root as the eval run saw it. A relative root was relative to that run's working
+    directory (the repository root, usually), not to a notebook's: look for it above the results."""
+    path = Path(root)
+    if path.is_absolute() or path.exists():
+        return path
+    for parent in Path(results_dir).resolve().parents:
+        if (parent / path).exists():
+            return parent / path
+    return path  # find_tracks then says which folder is missing
+
+
 def listen_signals(results_dir, track: str, stem: str, variants: list[str]) -> dict[str, np.ndarray]:
     """Mixture, reference (if the dataset has it) and each variant's estimate of ``stem`` for one
     track of a :mod:`eval.tables.pareto` output directory, cut to the estimates' length."""
     _, meta = load_results(results_dir)
-    folder = dict(find_tracks({**meta["dataset"], "max_tracks": None})[0])[track]
+    dataset = {**meta["dataset"], "root": str(_dataset_root(meta["dataset"]["root"], results_dir)), "max_tracks": None}
+    folder = dict(find_tracks(dataset)[0])[track]
     out = {}
     for v in variants:
         out[v] = read_audio(Path(results_dir) / "estimates" / v / track / f"{stem}.wav")[0]
