@@ -4,6 +4,8 @@
 # the full-size GPU speed sweep. Each run is a NAME and its own train.onthefly_teacher flags:
 #   scripts/gpu_teacher_session.sh NAME "FLAGS" [NAME "FLAGS" ...]
 # With no arguments: the first session's pair, mse_stft against snr_floor from scratch.
+# Env: MIN BATCH HOURS WORKERS EVERY VAL (training), SPEED_TIMEOUT (0 = no speed sweep) and
+# SPEED_SETTINGS (eval.timing.gpu_speed --settings, e.g. torch:bf16:8,compile:bf16:8).
 # Wheels for what the GPU image lacks (soundfile, cffi, pycparser, soxr) travel in .whl.
 set -u
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
@@ -28,6 +30,6 @@ while [ $# -ge 2 ]; do
 done
 wait
 if [ "${SPEED_TIMEOUT:-90}" -gt 0 ]; then
-  timeout "${SPEED_TIMEOUT:-90}" $PY -m eval.timing.gpu_speed --seconds 210 --out "$OUT/gpu_speed.json" >> "$OUT/log.txt" 2>&1
+  timeout "${SPEED_TIMEOUT:-90}" $PY -m eval.timing.gpu_speed --seconds 210 ${SPEED_SETTINGS:+--settings "$SPEED_SETTINGS"} --out "$OUT/gpu_speed.json" >> "$OUT/log.txt" 2>&1
 fi
 tail -n 40 "$OUT/log.txt"
