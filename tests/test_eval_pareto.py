@@ -128,8 +128,10 @@ def test_pareto_user_errors(pareto_run, monkeypatch):
     monkeypatch.delitem(pareto.LOADERS, "onnx", raising=False)  # compress.eval_hooks may have registered it
     with pytest.raises(UserError, match="no teacher"):
         run_pareto({**cfg, "variants": [{**cfg["variants"][0], "kind": "student"}]})
+    out = tmp / "out_noloader"  # the missing plug-in is found before the teacher is separated
     with pytest.raises(UserError, match="no loader is registered"):
-        run_pareto({**cfg, "variants": [cfg["variants"][0], {**cfg["variants"][1], "kind": "onnx"}]})
+        run_pareto({**cfg, "out_dir": str(out), "variants": [cfg["variants"][0], {**cfg["variants"][1], "kind": "onnx"}]})
+    assert not out.exists()
 
 
 def test_overlap_study_tiny(pareto_run):

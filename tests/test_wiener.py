@@ -1,11 +1,11 @@
 """The Wiener post-filter gives back what a shrunken estimate leaves out, sums to the mixture,
-and streams segment by segment without seams."""
+streams segment by segment without seams, and is norbert's filter (the reference) exactly."""
 import numpy as np
 import pytest
 import torch
 
 from separation import Runner
-from separation.wiener import refine, refine_stream
+from separation.wiener import refine, refine_stream, wiener
 
 SR = 44100
 
@@ -73,3 +73,20 @@ def test_runner_wiener_output_sums_to_the_mixture():
     assert all(_snr(r, p) < 5 < 15 < _snr(r, f) for r, p, f in zip(refs, plain, filtered))
     with pytest.raises(ValueError):
         Runner(unsure_model, chunk_size=SR, wiener=-1)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+@pytest.mark.parametrize("iterations", [0, 1, 2])
+def test_wiener_is_norberts_filter(channels, iterations):
+    """The torch filter (bin blocks, closed-form stereo step) against norbert.wiener itself."""
+    import norbert
+    rng = np.random.default_rng(channels * 10 + iterations)
+    frames, bins, stems = 150, 200, 5  # 200 bins: several blocks and a ragged last one
+    v = (rng.standard_normal((frames, bins, channels, stems)) ** 2).astype(np.float32)
+    x = (30 * (rng.standard_normal((frames, bins, channels)) + 1j * rng.standard_normal((frames, bins, channels)))
+         ).astype(np.complex64)  # loud enough that norbert's rescaling (max |x| / 10) is exercised
+    ref = norbert.wiener(v.copy(), x.copy(), iterations=iterations)
+    out = wiener(torch.from_numpy(v).permute(3, 2, 1, 0), torch.from_numpy(x).permute(2, 1, 0), iterations)
+    out = out.permute(3, 2, 1, 0).numpy()
+    null = 10 * np.log10((np.abs(ref - out) ** 2).sum() / (np.abs(ref) ** 2).sum())
+    assert null < -100, null

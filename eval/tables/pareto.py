@@ -99,16 +99,20 @@ def stored_file_mb(entry: dict) -> float | None:
     return path.stat().st_size / 2**20 if path.is_file() else None
 
 
+def _require_loader(entry: dict) -> None:
+    kind = entry.get("kind", "other")
+    if kind not in LOADERS:
+        raise UserError(f"variant {entry.get('name')!r} has kind {kind!r} but no loader is registered for it; "
+                        f"list the module that registers it under 'imports:' (known: {sorted(LOADERS)}).")
+
+
 def load_variant(entry: dict):
     """The variant's model, run on ``entry["backend"]`` (torch, compile, onnx, openvino; with
     ``precision: bf16`` for OpenVINO) through the same cached export as ``separate --backend``.
     A separator on another runtime keeps its torch model as ``base_model``, so parameters and
     FLOPs are still counted."""
-    kind = entry.get("kind", "other")
-    if kind not in LOADERS:
-        raise UserError(f"variant {entry.get('name')!r} has kind {kind!r} but no loader is registered for it; "
-                        f"list the module that registers it under 'imports:' (known: {sorted(LOADERS)}).")
-    model = LOADERS[kind](entry)
+    _require_loader(entry)
+    model = LOADERS[entry.get("kind", "other")](entry)
     backend = entry.get("backend", "torch")
     if backend == "torch":
         return model
@@ -205,6 +209,7 @@ def _check_variants(variants: list[dict], teacher: str | None) -> str:
     for v in variants:
         if v.get("kind", "other") not in KINDS and v.get("kind") not in LOADERS:
             raise UserError(f"variant {v['name']!r}: unknown kind {v.get('kind')!r}; use one of {KINDS}.")
+        _require_loader(v)  # before any separation: a plug-in missing from `imports:` fails now, not an hour in
     teacher = teacher or next((v["name"] for v in variants if v.get("kind") == "teacher"), None)
     if teacher not in names:
         raise UserError("no teacher: mark one variant 'kind: teacher' or set 'teacher: <variant name>'.")
