@@ -155,7 +155,7 @@ def test_overlap_study_tiny(pareto_run):
 
 @pytest.mark.parametrize("notebook,params", [
     ("sdr_vs_speed.ipynb", lambda tmp, cfg: {"results_dir": cfg["out_dir"]}),
-    ("listen.ipynb", lambda tmp, cfg: {"results_dir": cfg["out_dir"], "stems": ["kick", "toms"]}),
+    ("listen.ipynb", lambda tmp, cfg: {"results_dir": cfg["out_dir"], "student": None, "stems": ["kick", "toms"]}),
     ("overlap_study.ipynb", lambda tmp, cfg: {"study_dir": str(tmp / "overlap")}),
 ])
 def test_notebooks_execute(pareto_run, notebook, params, tmp_path):
