@@ -13,6 +13,7 @@ writes says why. A backend that cannot load never falls back silently: it raises
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sys
@@ -80,12 +81,25 @@ def exported_onnx(model, backend: str, log: Callable[[str], None] = print) -> Pa
     return path
 
 
+def sized_for_chunk(model, chunk_size: int | None):
+    """``model`` with its config's chunk set to ``chunk_size`` (same weights, shared modules), for
+    an export that takes that chunk: the exported graph's frame count is fixed, the network itself
+    is convolutional in time. An invalid chunk fails in the config's own check, in one sentence."""
+    audio = model.spec.audio
+    if not chunk_size or chunk_size == audio.chunk_size:
+        return model
+    sized = copy.copy(model)  # a shallow copy: the same submodules and parameters
+    sized.spec = model.spec.replace(audio={"chunk_size": chunk_size, "dim_t": chunk_size // audio.hop_length + 1})
+    return sized
+
+
 def prepare_backend(model, backend: str = "torch", threads: int | None = None, device: str = "cpu",
-                    log: Callable[[str], None] = print, precision: str = "fp32"):
+                    log: Callable[[str], None] = print, precision: str = "fp32", chunk_size: int | None = None):
     """A callable ``(B, C, L) -> (B, S, C, L)`` running ``model`` on ``backend`` (not ``auto``).
 
     ``precision`` matters to ``openvino`` only (``bf16``: its own bf16 inference); the torch
-    backends take the precision from the Runner's autocast."""
+    backends take the precision from the Runner's autocast. ``chunk_size`` is the Runner's: the
+    exported runtimes are exported (and cached) for it, where it differs from the config's."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)} or auto.")
     if backend == "torch":
@@ -96,6 +110,7 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
         inductor_config.freezing = True  # folds the eval-mode weights into the graph as constants
         return torch.compile(model.eval())
     _require(backend)
+    model = sized_for_chunk(model, chunk_size)
     path = exported_onnx(model, backend, log)
     threads = threads or torch.get_num_threads()
     if backend == "onnx":

@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     if (backend == "onnx" and args.precision != "fp32") or (backend == "openvino" and args.precision == "fp16"):
         raise UserError(f"--precision {args.precision} is not available with --backend {backend}; "
                         "use fp32 (or bf16 with openvino or the torch backends).")
-    runner = Runner(prepare_backend(model, backend, args.threads, device.type, precision=args.precision),
-                    chunk_size=args.chunk_size or spec.audio.chunk_size,
+    chunk_size = args.chunk_size or spec.audio.chunk_size
+    runner = Runner(prepare_backend(model, backend, args.threads, device.type, precision=args.precision,
+                                    chunk_size=chunk_size),
+                    chunk_size=chunk_size,
                     num_overlap=args.num_overlap or spec.inference.num_overlap,
                     batch_size=args.batch_size, precision=runner_precision(backend, args.precision), device=str(device), window=args.window,
                     wiener=args.wiener)

@@ -50,6 +50,25 @@ def test_backend_matches_torch_fp32_through_the_runner(tiny_model, backend):
     assert null_db(out, reference) <= -60
 
 
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_exported_runtime_follows_the_runners_chunk(backend):
+    """An exported graph has a fixed frame count: a Runner chunk other than the config's gets its own
+    export (same weights), and matches torch at that chunk; a chunk the U-Net cannot take is refused."""
+    from separation import load_any
+
+    model = load_any("drumsep-demo-teacher")
+    hop = model.spec.audio.hop_length
+    chunk = hop * (2 * model.spec.audio.num_frames - 1)  # twice the frames of the config's chunk
+    mix = drum_clip(seconds=1.5)
+    reference = Runner(model, chunk, num_overlap=1, progress=False).separate(mix)
+    separator = prepare_backend(model, backend, threads=1, log=lambda *_: None, chunk_size=chunk)
+    out = Runner(separator, chunk, num_overlap=1, progress=False).separate(mix)
+    assert null_db(out, reference) <= -60
+    assert model.spec.audio.chunk_size != chunk  # the caller's model is left as it was
+    with pytest.raises(UserError, match="not divisible"):
+        prepare_backend(model, backend, threads=1, log=lambda *_: None, chunk_size=chunk + hop)
+
+
 def test_export_is_cached_by_weights_and_config(tiny_model, tmp_path):
     messages = []
     first = exported_onnx(tiny_model, "onnx", log=messages.append)

@@ -123,6 +123,7 @@ def load_variant(entry: dict):
 
     separator = prepare_backend(model, backend, threads=torch.get_num_threads(),
                                 precision=entry.get("precision", "fp32"),
+                                chunk_size=(entry.get("runner") or {}).get("chunk_size"),
                                 log=lambda msg: print(f"[pareto] {msg}", file=sys.stderr))
     if separator is not model:
         separator.base_model = model
