@@ -36,7 +36,7 @@ def wiener(v: torch.Tensor, x: torch.Tensor, iterations: int = 1) -> torch.Tenso
     eps = torch.finfo(torch.float32).eps
     v = v.to(torch.float32)
     x = x.to(torch.complex64)
-    scale = max(1.0, float(x.abs().max()) / 10.0) if iterations else 1.0  # norbert's numerical scaling
+    scale = max(1.0, float(_energy(x).max().sqrt()) / 10.0) if iterations else 1.0  # norbert's numerical scaling
     step = _em_step_stereo if x.shape[0] == 2 else _em_step
     out = torch.empty(v.shape, dtype=torch.complex64)
     for lo in range(0, x.shape[1], BIN_BLOCK):  # bins are independent: small blocks stay in cache
@@ -53,7 +53,7 @@ def wiener(v: torch.Tensor, x: torch.Tensor, iterations: int = 1) -> torch.Tenso
 
 def _em_step(x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     """One EM update for any channel count: local power, spatial covariance, Wiener filter."""
-    power = (y.real ** 2 + y.imag ** 2).mean(1)                               # (S, F, T)
+    power = _energy(y).mean(1)                                                # (S, F, T)
     cov = torch.einsum("safn,sbfn->sfab", y, y.conj()) / (eps + power.sum(-1))[..., None, None]
     eye = torch.eye(x.shape[0], dtype=torch.complex64) * eps ** 0.5
     mix_cov = torch.einsum("sfn,sfab->fnab", power.to(torch.complex64), cov) + eye
@@ -68,6 +68,7 @@ def _scale(real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def _energy(z: torch.Tensor) -> torch.Tensor:
+    """``|z|**2`` of a complex tensor, from its real view (``abs()`` of complex is slow here)."""
     return torch.view_as_real(z).square().sum(-1)
 
 
@@ -107,8 +108,7 @@ def refine(mix: np.ndarray, estimates: np.ndarray, iterations: int = 1, n_fft: i
 
     x = stft(mix)                                                            # (C, F, T)
     bins, frames = x.shape[-2:]
-    spec = torch.view_as_real(stft(estimates))                               # abs() of complex is slow
-    v = spec.square().sum(-1).sqrt().reshape(stems, channels, bins, frames)
+    v = _energy(stft(estimates)).sqrt().reshape(stems, channels, bins, frames)  # abs() of complex is slow
     y = wiener(v, x, iterations).reshape(stems * channels, bins, frames)     # (S, C, F, T)
     out = torch.istft(y, n_fft, hop, window=window, length=length)
     return out.reshape(stems, channels, length).numpy().astype(np.float32, copy=False)
