@@ -6,6 +6,7 @@
 # With no arguments: the first session's pair, mse_stft against snr_floor from scratch.
 # Env: MIN BATCH HOURS WORKERS EVERY VAL (training), SPEED_TIMEOUT (0 = no speed sweep) and
 # SPEED_SETTINGS (eval.timing.gpu_speed --settings, e.g. torch:bf16:8,compile:bf16:8).
+# Each run comes back as one NAME.tar (best.ckpt/.yaml, curve.json): the device returns at most 8 files.
 # Wheels for what the GPU image lacks (soundfile, cffi, pycparser, soxr) travel in .whl.
 set -u
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
@@ -29,6 +30,10 @@ while [ $# -ge 2 ]; do
     | sed -u "s/^/[$name] /" >> "$OUT/log.txt" &
 done
 wait
+set +f
+for dir in "$OUT"/*/; do
+  name=$(basename "$dir"); tar -cf "$OUT/$name.tar" -C "$OUT" "$name" && rm -r "$dir"
+done
 if [ "${SPEED_TIMEOUT:-90}" -gt 0 ]; then
   timeout "${SPEED_TIMEOUT:-90}" $PY -m eval.timing.gpu_speed --seconds 210 ${SPEED_SETTINGS:+--settings "$SPEED_SETTINGS"} --out "$OUT/gpu_speed.json" >> "$OUT/log.txt" 2>&1
 fi

@@ -110,6 +110,13 @@ class ModelSpec:
         m = self.model
         return [m.num_channels + i * m.growth for i in range(m.num_scales + 1)]
 
+    def front_end_mismatch(self, other: "ModelSpec") -> list[str]:
+        """The settings that must agree for one model to learn from the other's outputs (student and
+        teacher): the STFT front-end, the subbands and the stems. Empty when they agree."""
+        keys = [("audio", "n_fft"), ("audio", "hop_length"), ("audio", "dim_f"), ("model", "num_subbands")]
+        bad = [f"{a}.{b}" for a, b in keys if getattr(getattr(self, a), b) != getattr(getattr(other, a), b)]
+        return bad + (["training.instruments"] if self.stems != other.stems else [])
+
     # --------------------------------------------------------------- validation
     def validate(self) -> None:
         a, m = self.audio, self.model

@@ -109,6 +109,29 @@ def test_onthefly_teacher_writes_a_loadable_best_and_resumes(tmp_path):
     assert again["steps"] > first["steps"]
 
 
+def test_onthefly_distillation_learns_from_a_teacher_and_refuses_a_mismatched_one(tmp_path):
+    """--teacher: the targets are a frozen model's estimates; a teacher with another front-end is refused."""
+    from separation.config import ModelSpec
+    from separation.errors import UserError
+    from separation.pretrained import MODELS_DIR
+    from train.onthefly_teacher import main
+
+    common = ["--minutes", "0.03", "--scales", "2", "--crop-frames", "32", "--batch-size", "2",
+              "--bank-hours", "0.002", "--clip-seconds", "1.0", "--val-clips", "2", "--eval-every", "1",
+              "--workers", "1", "--kits-dir", str(tmp_path / "no-kits")]
+    main(["--out", str(tmp_path / "teacher"), "--width", "8", *common])
+    taught = main(["--out", str(tmp_path / "student"), "--width", "4", "--teacher", str(tmp_path / "teacher" / "best.ckpt"),
+                   "--alpha", "0.5", *common])
+    curve = json.loads((tmp_path / "student" / "curve.json").read_text())
+    assert taught["steps"] > 0 and curve["teacher"].endswith("best.ckpt") and curve["alpha"] == 0.5
+    other = ModelSpec.from_yaml(MODELS_DIR / "demo_teacher.yaml").replace(audio={"n_fft": 1024, "dim_f": 512})
+    other.to_yaml(tmp_path / "other_front_end.yaml")
+    with pytest.raises(UserError, match="audio.n_fft, audio.dim_f"):
+        main(["--out", str(tmp_path / "bad"), "--width", "4", "--teacher", str(tmp_path / "teacher" / "best.ckpt"),
+              "--base-config", str(tmp_path / "other_front_end.yaml"), *common])
+    assert not (tmp_path / "bad" / "last.pt").exists()
+
+
 def test_segmental_snr_counts_a_quiet_segment_as_much_as_a_loud_one():
     """Leakage into the quiet second of a stem costs seg_snr_floor far more than snr_floor,
     whose one SNR over the crop is dominated by the loud second."""

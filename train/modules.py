@@ -109,10 +109,7 @@ class DistillModule(SeparationModule):
 
     @staticmethod
     def _check_compatible(student: ModelSpec, teacher: ModelSpec) -> None:
-        keys = [("audio", "n_fft"), ("audio", "hop_length"), ("audio", "dim_f"), ("model", "num_subbands")]
-        bad = [f"{a}.{b}" for a, b in keys if getattr(getattr(student, a), b) != getattr(getattr(teacher, a), b)]
-        if student.stems != teacher.stems:
-            bad.append("training.instruments")
+        bad = student.front_end_mismatch(teacher)
         if bad:
             raise UserError(f"student and teacher configs differ in {', '.join(bad)}; a student must share the "
                             "teacher's STFT front-end and stems.")

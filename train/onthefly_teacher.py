@@ -2,6 +2,10 @@
 
     python -m train.onthefly_teacher --minutes 60 --loss mse_stft --out runs/teacher-onthefly
 
+With ``--teacher NAME_OR_CKPT`` it distils instead: the targets are that frozen model's estimates
+on each training mixture (label-free, as ``train.distill`` with ``alpha=0``), plus ``--alpha`` x
+the same loss against the rendered stems. Validation always scores against the true stems.
+
 Why beside the Lightning entry point (``train.teacher``): a lent GPU machine has no package
 registry and no kits, and a file-based loader cannot feed it. Here the data is an in-memory
 bank (:mod:`drumdata.bank`) cropped and remixed on the device, the schedule is a fraction of the
@@ -42,6 +46,19 @@ def build_spec(base: str, width: int, crop_frames: int, scales: int | None) -> M
     model = {"num_channels": width, "growth": width, **({"num_scales": scales} if scales else {})}
     audio = {"chunk_size": spec.audio.hop_length * (crop_frames - 1), "dim_t": crop_frames}
     return spec.replace(model=model, audio=audio)
+
+
+def load_frozen_teacher(name_or_path: str, student: ModelSpec, device: torch.device) -> TFC_TDF_net:
+    """The teacher to distil from, in eval mode without gradients; its front-end must match."""
+    from separation import load_any
+    from separation.errors import UserError
+
+    teacher = load_any(name_or_path)
+    bad = student.front_end_mismatch(teacher.spec)
+    if bad:
+        raise UserError(f"the teacher {name_or_path} differs from the student in {', '.join(bad)}; a student must "
+                        "share the teacher's STFT front-end and stems.")
+    return teacher.eval().requires_grad_(False).to(device)
 
 
 def lr_at(fraction: float, peak: float, warmup: float = 0.03, final: float = 0.02) -> float:
@@ -92,6 +109,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="warm-start weights (MSST .ckpt of the same shape)")
+    p.add_argument("--teacher", default=None,
+                   help="distil from this model (registry name or MSST .ckpt with its YAML) instead of the stems")
+    p.add_argument("--alpha", type=float, default=0.0,
+                   help="with --teacher: weight of the loss against the rendered stems (0 = label-free)")
     return p.parse_args(argv)
 
 
@@ -106,6 +127,8 @@ def main(argv=None) -> dict:
     autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": device.type == "cuda"}
     spec = build_spec(args.base_config, args.width, args.crop_frames, args.scales)
     crop = spec.audio.chunk_size
+    # a teacher that cannot teach this student fails here, in one sentence, before anything is rendered
+    teacher = load_frozen_teacher(args.teacher, spec, device) if args.teacher else None
 
     t0 = time.time()
     if args.grooves != "procedural":
@@ -140,7 +163,7 @@ def main(argv=None) -> dict:
     meta = {"command": "python -m train.onthefly_teacher " + " ".join(argv if argv is not None else sys.argv[1:]),
             "loss": args.loss, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "machine": machine_info(),
             "bank_clips": bank.shape[0], "clip_seconds": args.clip_seconds, "batch_size": args.batch_size,
-            "crop_samples": crop, "train_kits": train_kits,
+            "crop_samples": crop, "train_kits": train_kits, "teacher": args.teacher, "alpha": args.alpha,
             "valid_kits": valid_kits}
     meta = json.loads(json.dumps(meta, default=str))  # plain types: it goes into YAML and JSON
 
@@ -173,9 +196,15 @@ def main(argv=None) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr_at(elapsed / budget, args.lr)
         mixture, stems = draw_batch(bank, args.batch_size, crop, gen, eq=args.eq)
+        target = stems
+        if teacher is not None:
+            with torch.no_grad(), torch.autocast(**autocast):
+                target = teacher(mixture).float()
         with torch.autocast(**autocast):
             estimate = model(mixture)
-        loss = loss_fn(estimate.float(), stems, mixture)
+        loss = loss_fn(estimate.float(), target, mixture)
+        if teacher is not None and args.alpha:
+            loss = loss + args.alpha * loss_fn(estimate.float(), stems, mixture)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
