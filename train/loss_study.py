@@ -7,6 +7,9 @@ Each loss trains the same small TFC_TDF_net from the same seed on the same in-me
 validated on the held-out validation kits. Writes ``OUT/loss_study.json`` (every curve),
 ``OUT/loss_study.md`` (the last point per loss) and ``OUT/loss_study.png`` (validation SDR per
 stem against wall clock). A rerun resumes: finished losses are not trained again.
+
+``--curves NAME=curve.json ...`` trains nothing: it draws the same table and plot from curves that
+runs elsewhere wrote (e.g. on a lent GPU, ``scripts/gpu_teacher_session.sh``).
 """
 from __future__ import annotations
 
@@ -44,13 +47,27 @@ def plot(curves: dict[str, list[dict]], path: Path) -> None:
 
 
 def markdown(curves: dict[str, list[dict]]) -> str:
-    head = "| loss | steps | minutes | mean | " + " | ".join(STEMS) + " |\n|---|---|---|---|" + "---|" * len(STEMS)
+    head = "| run | steps | minutes | mean | " + " | ".join(STEMS) + " |\n|---|---|---|---|" + "---|" * len(STEMS)
     lines = [head]
     for name, rows in curves.items():
         r = rows[-1]
         stems = " | ".join(f"{r.get(f'sdr_{s}', float('nan')):.2f}" for s in STEMS)
         lines.append(f"| {name} | {r['step']} | {r['seconds'] / 60:.1f} | {r['sdr']:.2f} | {stems} |")
     return "\n".join(lines) + "\n"
+
+
+def report_curves(named_paths: list[str], out: Path) -> dict:
+    """Table and plot (``OUT/learning_curve.md``/``.png``) of curves written by other runs."""
+    curves = {}
+    for item in named_paths:
+        name, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            raise SystemExit(f"--curves takes NAME=path/to/curve.json; {item!r} is not that (or the file is missing).")
+        curves[name] = json.loads(Path(path).read_text())["curve"]
+    atomic_write_text(out / "learning_curve.md", markdown(curves))
+    plot(curves, out / "learning_curve.png")
+    print(markdown(curves))
+    return curves
 
 
 def main(argv=None) -> dict:
@@ -62,9 +79,13 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--extra", default="--width 16 --crop-frames 64 --batch-size 4 --bank-hours 0.25 "
                    "--val-clips 24 --eval-every 45 --ema 0.99 --workers 2", help="train.onthefly_teacher flags")
+    p.add_argument("--curves", nargs="+", metavar="NAME=CURVE_JSON",
+                   help="report these train.onthefly_teacher curves instead of training")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     out = Path(args.out)
+    if args.curves:
+        return report_curves(args.curves, out)
+    torch.set_num_threads(args.threads)
     curves = {}
     for loss in [x.strip() for x in args.losses.split(",") if x.strip()]:
         print(f"[loss_study] {loss}: {args.minutes} min", flush=True)
