@@ -1,4 +1,4 @@
-"""Inference backends for the one runner: ``torch``, ``compile``, ``onnx``, ``openvino``, ``auto``.
+"""Inference backends for the one runner: ``torch``, ``winograd``, ``compile``, ``onnx``, ``openvino``, ``auto``.
 
     separator, why = prepare_backend(model, "auto")        # what Runner(separator, ...) runs
     Runner(separator, chunk_size=model.spec.audio.chunk_size).separate(mix)
@@ -10,6 +10,8 @@ second run loads the file. ``auto`` times one chunk on every backend that loads 
 fastest, and caches that choice per machine (CPU model, flags, threads) and model; the JSON it
 writes says why. A backend that cannot load never falls back silently: it raises one
 :class:`UserError` that says how to install it (``auto`` reports it in ``why`` and skips it).
+``winograd`` is torch eager with every 3x3 convolution computed by Winograd F(4x4, 3x3)
+(:mod:`separation.winograd`: 4x fewer multiplies, the same output to rounding).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from .machine import cpu_model_and_flags
 from .pretrained import cache_dir
 from .runner import autocast_for
 
-BACKENDS = ("torch", "compile", "onnx", "openvino")
+BACKENDS = ("torch", "winograd", "compile", "onnx", "openvino")
 INSTALL = {"onnx": "pip install onnxruntime onnx", "openvino": "pip install openvino onnx"}
 
 
@@ -104,6 +106,9 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)} or auto.")
     if backend == "torch":
         return model
+    if backend == "winograd":
+        from .winograd import winograd_model
+        return winograd_model(model)
     if backend == "compile":
         import torch._inductor.config as inductor_config
 
@@ -127,7 +132,7 @@ def machine_key(threads: int) -> tuple[str, str]:
 
 
 # What each precision can run on (CPU). OpenVINO runs bf16 itself; the torch backends through autocast.
-CANDIDATES = {"fp32": ("torch", "compile", "onnx", "openvino"), "bf16": ("torch", "compile", "openvino"),
+CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "openvino"), "bf16": ("torch", "compile", "openvino"),
               "fp16": ("torch",)}
 
 

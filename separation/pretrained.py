@@ -52,7 +52,7 @@ REGISTRY: dict[str, PretrainedEntry] = {
         filename="demo_student.ckpt",
         config=MODELS_DIR / "demo_student.yaml",
         bundled=MODELS_DIR / "demo_student.ckpt",
-        description="a c=16 student (1.9 M params) trained on this project's CPU from the teacher pruned to c=16 (bundled)",
+        description="a c=16 student (1.9 M params) of the demo teacher: pruned, supervised and label-free distilled on CPU, then distilled on a lent GPU (bundled)",
     ),
 }
 

@@ -1,0 +1,68 @@
+"""Winograd F(m x m, 3 x 3) convolutions: same output as nn.Conv2d, and a model-wide swap."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from separation.winograd import WinogradConv2d, winograd_model
+
+TOLERANCE = {2: 1e-5, 4: 1e-4}  # relative error ||y - y_ref|| / ||y_ref|| (fp32)
+
+
+def null_db(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Energy of the difference relative to ``b``, in dB (-inf for identical tensors)."""
+    num = (a - b).double().pow(2).sum().item()
+    return 10 * math.log10(num / b.double().pow(2).sum().item()) if num else -math.inf
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("size", [(7, 9), (16, 32), (1, 5)])
+def test_winograd_conv_matches_conv2d(m, bias, size):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 10, 3, 1, 1, bias=bias)
+    x = torch.randn(2, 6, *size)
+    wino = WinogradConv2d(conv, m, chunk_tiles=8)  # small chunks: several strips per call
+    with torch.inference_mode():
+        ref, y = conv(x), wino(x)
+    assert y.shape == ref.shape and y.is_contiguous()
+    rel = ((y - ref).norm() / ref.norm()).item()
+    assert rel < TOLERANCE[m], f"m={m} size={size}: relative error {rel:.2e}, null {null_db(y, ref):.1f} dB"
+    with torch.no_grad():
+        assert torch.equal(wino(x), y)
+
+
+def test_winograd_conv_refuses_other_convolutions():
+    for conv in (nn.Conv2d(4, 4, 3, 2, 1), nn.Conv2d(4, 4, 3, 1, 0), nn.Conv2d(4, 4, 3, 1, 1, groups=2),
+                 nn.Conv2d(4, 4, 3, 1, 2, dilation=2), nn.Conv2d(4, 4, 1)):
+        with pytest.raises(ValueError):
+            WinogradConv2d(conv)
+    with pytest.raises(ValueError):
+        WinogradConv2d(nn.Conv2d(4, 4, 3, 1, 1), m=3)
+
+
+def test_winograd_model_matches_the_original_and_leaves_it_untouched():
+    from separation.config import ModelSpec
+    from separation.model import TFC_TDF_net
+    from separation.pretrained import MODELS_DIR
+
+    spec = ModelSpec.from_yaml(MODELS_DIR / "demo_teacher.yaml").replace(
+        model={"num_channels": 8, "growth": 8, "num_scales": 2}, audio={"chunk_size": 512 * 31, "dim_t": 32})
+    torch.manual_seed(0)
+    model = TFC_TDF_net(spec).eval()
+    n_conv3 = sum(1 for mod in model.modules() if isinstance(mod, nn.Conv2d) and mod.kernel_size == (3, 3))
+    fast = winograd_model(model)
+
+    assert n_conv3 > 0 and fast is not model and fast.spec == model.spec and not fast.training
+    assert sum(isinstance(mod, WinogradConv2d) for mod in fast.modules()) == n_conv3
+    assert not any(isinstance(mod, nn.Conv2d) and mod.kernel_size == (3, 3) for mod in fast.modules())
+    assert not any(isinstance(mod, WinogradConv2d) for mod in model.modules())  # original unchanged
+    assert sum(isinstance(mod, nn.Conv2d) for mod in fast.modules()) > 0      # 1x1 and strided convs stay
+
+    wave = torch.randn(1, 2, 512 * 31)
+    with torch.inference_mode():
+        ref, out = model(wave), fast(wave)
+    assert out.shape == ref.shape
+    null = null_db(out, ref)
+    assert null < -60, f"Winograd model null {null:.1f} dB"
