@@ -110,12 +110,15 @@ class ModelSpec:
         m = self.model
         return [m.num_channels + i * m.growth for i in range(m.num_scales + 1)]
 
-    def front_end_mismatch(self, other: "ModelSpec") -> list[str]:
-        """The settings that must agree for one model to learn from the other's outputs (student and
-        teacher): the STFT front-end, the subbands and the stems. Empty when they agree."""
+    def require_front_end_of(self, teacher: "ModelSpec") -> None:
+        """Raise unless this (student) config can learn from ``teacher``'s outputs: the STFT
+        front-end, the subbands and the stems must agree."""
         keys = [("audio", "n_fft"), ("audio", "hop_length"), ("audio", "dim_f"), ("model", "num_subbands")]
-        bad = [f"{a}.{b}" for a, b in keys if getattr(getattr(self, a), b) != getattr(getattr(other, a), b)]
-        return bad + (["training.instruments"] if self.stems != other.stems else [])
+        bad = [f"{a}.{b}" for a, b in keys if getattr(getattr(self, a), b) != getattr(getattr(teacher, a), b)]
+        bad += ["training.instruments"] if self.stems != teacher.stems else []
+        if bad:
+            raise UserError(f"student and teacher configs differ in {', '.join(bad)}; a student must share the "
+                            "teacher's STFT front-end and stems.")
 
     # --------------------------------------------------------------- validation
     def validate(self) -> None:

@@ -20,9 +20,10 @@ the whole demo_teacher network swapped to Winograd nulls at about -126 dB (m=2) 
 
 Memory: the transformed input and output are (m+2)^2 / m^2 times the size of what they
 transform (x2.25 for m=4, x4 for m=2), so :class:`WinogradConv2d` works through the tile
-rows in strips of about ``chunk_tiles`` tiles: besides the output it only allocates one
-padded copy of the input plus a few strip buffers of (m+2)^2 * channels * chunk_tiles
-floats (4.7 MB each for 128 channels, m=4, 256 tiles), which also stay in cache.
+rows in strips of about ``chunk_tiles`` tiles: besides the output (and its strips until they
+are joined) it only allocates one padded copy of the input plus a few strip buffers of
+(m+2)^2 * channels * chunk_tiles floats (4.7 MB each for 128 channels, m=4, 256 tiles),
+which also stay in cache.
 
 Only for inference: the module holds the transformed weights as a buffer, not a parameter.
 """
@@ -121,13 +122,13 @@ class WinogradConv2d(nn.Module):
         # conv padding 1 on every side, plus enough right/bottom to fill the last tiles
         xp = F.pad(x, (1, nw * m - w + 1, 1, nh * m - h + 1))
         rows = max(1, self.chunk_tiles // (b * nw))
-        # strips joined by cat, not written into a preallocated output: no in-place view writes, so
-        # the module also exports to ONNX (OpenVINO, ONNX Runtime) as it computes in torch
+        # strips joined by cat rather than written into views of a preallocated output: an ONNX
+        # export of those view writes came out silently wrong (the export itself does not work yet)
         strips = [self._tile_rows(xp[:, :, i * m: (i + rows) * m + 2]) for i in range(0, nh, rows)]
         y = torch.cat(strips, dim=2) if len(strips) > 1 else strips[0]
         y = y.reshape(b, self.out_channels, nh * m, nw * m)
         if self.bias is not None:
-            y = y + self.bias.view(-1, 1, 1)
+            y += self.bias.view(-1, 1, 1)  # y is a fresh tensor (cat or reshape copied it)
         if (nh * m, nw * m) != (h, w):
             y = y[:, :, :h, :w].contiguous()
         return y
@@ -148,11 +149,11 @@ class WinogradConv2d(nn.Module):
         return y.view(m, m, -1, b, n, nw).permute(3, 2, 4, 0, 5, 1)
 
 
-def winograd_model(model: nn.Module, m: int = 4, chunk_tiles: int = 256) -> nn.Module:
+def winograd_model(model: nn.Module, m: int = 4) -> nn.Module:
     """Deep copy of ``model`` (in eval mode) with every eligible 3x3 conv made Winograd."""
     model = copy.deepcopy(model).eval()
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             if is_eligible(child):
-                setattr(parent, name, WinogradConv2d(child, m, chunk_tiles))
+                setattr(parent, name, WinogradConv2d(child, m))
     return model

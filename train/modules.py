@@ -100,19 +100,12 @@ class DistillModule(SeparationModule):
         super().__init__(spec, **kwargs)
         self.save_hyperparameters({"alpha": alpha, "feature_weight": feature_weight})
         teacher.spec.validate()
-        self._check_compatible(self.model.spec, teacher.spec)
+        self.model.spec.require_front_end_of(teacher.spec)
         self.teacher = teacher.eval().requires_grad_(False)
         self.adapters = None
         if feature_weight > 0:
             s_ch, t_ch = self.model.spec.level_channels(), teacher.spec.level_channels()
             self.adapters = nn.ModuleList(nn.Conv2d(s, t, 1, bias=False) for s, t in zip(s_ch, t_ch))
-
-    @staticmethod
-    def _check_compatible(student: ModelSpec, teacher: ModelSpec) -> None:
-        bad = student.front_end_mismatch(teacher)
-        if bad:
-            raise UserError(f"student and teacher configs differ in {', '.join(bad)}; a student must share the "
-                            "teacher's STFT front-end and stems.")
 
     def train(self, mode: bool = True):
         super().train(mode)

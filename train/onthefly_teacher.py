@@ -51,13 +51,9 @@ def build_spec(base: str, width: int, crop_frames: int, scales: int | None) -> M
 def load_frozen_teacher(name_or_path: str, student: ModelSpec, device: torch.device) -> TFC_TDF_net:
     """The teacher to distil from, in eval mode without gradients; its front-end must match."""
     from separation import load_any
-    from separation.errors import UserError
 
     teacher = load_any(name_or_path)
-    bad = student.front_end_mismatch(teacher.spec)
-    if bad:
-        raise UserError(f"the teacher {name_or_path} differs from the student in {', '.join(bad)}; a student must "
-                        "share the teacher's STFT front-end and stems.")
+    student.require_front_end_of(teacher.spec)
     return teacher.eval().requires_grad_(False).to(device)
 
 
@@ -201,10 +197,10 @@ def main(argv=None) -> dict:
             with torch.no_grad(), torch.autocast(**autocast):
                 target = teacher(mixture).float()
         with torch.autocast(**autocast):
-            estimate = model(mixture)
-        loss = loss_fn(estimate.float(), target, mixture)
+            estimate = model(mixture).float()
+        loss = loss_fn(estimate, target, mixture)
         if teacher is not None and args.alpha:
-            loss = loss + args.alpha * loss_fn(estimate.float(), stems, mixture)
+            loss = loss + args.alpha * loss_fn(estimate, stems, mixture)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
