@@ -66,3 +66,19 @@ def test_winograd_model_matches_the_original_and_leaves_it_untouched():
     assert out.shape == ref.shape
     null = null_db(out, ref)
     assert null < -60, f"Winograd model null {null:.1f} dB"
+
+
+@pytest.mark.parametrize("name", ["grouped_conv", "slices_matmul", "conv_fold"])
+@pytest.mark.parametrize("size", [(7, 9), (8, 12)])
+def test_openvino_probe_formulations_compute_the_same_convolution(name, size):
+    """The export-friendly Winograd graphs that eval.timing.winograd_probe times in OpenVINO are the
+    same 3x3 convolution (so their timings compare like with like)."""
+    from eval.timing.winograd_probe import FORMULATIONS
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 10, 3, 1, 1, bias=False)
+    x = torch.randn(2, 6, *size)
+    with torch.inference_mode():
+        ref, y = conv(x), FORMULATIONS[name](conv)(x)
+    assert y.shape == ref.shape
+    assert ((y - ref).norm() / ref.norm()).item() < TOLERANCE[4], f"{name}: null {null_db(y, ref):.1f} dB"
