@@ -1,4 +1,5 @@
-"""Inference backends for the one runner: ``torch``, ``winograd``, ``compile``, ``onnx``, ``openvino``, ``auto``.
+"""Inference backends for the one runner: ``torch``, ``winograd``, ``compile``, ``onnx``, ``openvino``,
+``openvino-winograd``, ``auto``.
 
     separator, why = prepare_backend(model, "auto")        # what Runner(separator, ...) runs
     Runner(separator, chunk_size=model.spec.audio.chunk_size).separate(mix)
@@ -11,7 +12,10 @@ fastest, and caches that choice per machine (CPU model, flags, threads) and mode
 writes says why. A backend that cannot load never falls back silently: it raises one
 :class:`UserError` that says how to install it (``auto`` reports it in ``why`` and skips it).
 ``winograd`` is torch eager with every 3x3 convolution computed by Winograd F(4x4, 3x3)
-(:mod:`separation.winograd`: 4x fewer multiplies, the same output to rounding).
+(:mod:`separation.winograd`: 4x fewer multiplies, the same output to rounding). ``openvino-winograd``
+is OpenVINO running an export in which the 3x3 convolutions of at least
+:data:`WINOGRAD_MIN_CHANNELS` input channels are Winograd graphs (where OpenVINO's direct convolution
+loses to them; :mod:`eval.timing.winograd_probe`).
 """
 from __future__ import annotations
 
@@ -31,8 +35,14 @@ from .machine import cpu_model_and_flags
 from .pretrained import cache_dir
 from .runner import autocast_for
 
-BACKENDS = ("torch", "winograd", "compile", "onnx", "openvino")
-INSTALL = {"onnx": "pip install onnxruntime onnx", "openvino": "pip install openvino onnx"}
+BACKENDS = ("torch", "winograd", "compile", "onnx", "openvino", "openvino-winograd")
+INSTALL = {"onnx": "pip install onnxruntime onnx", "openvino": "pip install openvino onnx",
+           "openvino-winograd": "pip install openvino onnx"}
+# From this many input channels up the 3x3 convs are Winograd graphs. One TFC block (AVX2 EPYC,
+# results/backends/winograd_openvino_probe.json): 0.76x direct at 128 channels, 1.17x at 256, 1.53x at 384; the
+# whole model's core in OpenVINO (11.8-s chunk): 17.75 s direct, 16.62 s from 384 up, 16.32 s from 512 up
+# and, through the runner, slower than direct from 256 up (22.1 against 20.2 s).
+WINOGRAD_MIN_CHANNELS = 512
 
 
 def cache_root() -> Path:
@@ -43,7 +53,7 @@ def backend_version(backend: str) -> str:
     if backend == "onnx":
         import onnxruntime
         return f"onnxruntime-{onnxruntime.__version__}"
-    if backend == "openvino":
+    if backend.startswith("openvino"):
         import openvino
         return f"openvino-{openvino.__version__}"
     return f"torch-{torch.__version__}"
@@ -62,7 +72,7 @@ def model_key(model, backend: str) -> str:
 
 
 def _require(backend: str) -> None:
-    module = {"onnx": "onnxruntime", "openvino": "openvino"}.get(backend)
+    module = {"onnx": "onnxruntime", "openvino": "openvino", "openvino-winograd": "openvino"}.get(backend)
     if module is None:
         return
     try:
@@ -116,6 +126,9 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
         return torch.compile(model.eval())
     _require(backend)
     model = sized_for_chunk(model, chunk_size)
+    if backend == "openvino-winograd":
+        from .winograd import winograd_model
+        model = winograd_model(model, min_channels=WINOGRAD_MIN_CHANNELS, graph=True)
     path = exported_onnx(model, backend, log)
     threads = threads or torch.get_num_threads()
     if backend == "onnx":
@@ -132,14 +145,15 @@ def machine_key(threads: int) -> tuple[str, str]:
 
 
 # What each precision can run on (CPU). OpenVINO runs bf16 itself; the torch backends through autocast.
-CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "openvino"), "bf16": ("torch", "compile", "openvino"),
+CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "openvino", "openvino-winograd"),
+              "bf16": ("torch", "compile", "openvino"),
               "fp16": ("torch",)}
 
 
 def runner_precision(backend: str, precision: str) -> str:
     """The precision the Runner's autocast applies around ``backend``: OpenVINO runs bf16 itself
     (set when it is prepared), so its Runner stays fp32; the torch backends use autocast."""
-    return "fp32" if backend == "openvino" else precision
+    return "fp32" if backend.startswith("openvino") else precision
 
 
 def time_chunk(separator, chunk: torch.Tensor, repeats: int = 2, precision: str = "fp32") -> tuple[float, float]:

@@ -25,6 +25,10 @@ are joined) it only allocates one padded copy of the input plus a few strip buff
 (m+2)^2 * channels * chunk_tiles floats (4.7 MB each for 128 channels, m=4, 256 tiles),
 which also stay in cache.
 
+Exporting: :class:`WinogradConv2d` does not export (the exporters cannot size its tile gather);
+:class:`WinogradConv2dGraph` is the same arithmetic in ops that ONNX and OpenVINO take
+(``--backend openvino-winograd``).
+
 Only for inference: the module holds the transformed weights as a buffer, not a parameter.
 """
 from __future__ import annotations
@@ -123,7 +127,7 @@ class WinogradConv2d(nn.Module):
         xp = F.pad(x, (1, nw * m - w + 1, 1, nh * m - h + 1))
         rows = max(1, self.chunk_tiles // (b * nw))
         # strips joined by cat rather than written into views of a preallocated output: an ONNX
-        # export of those view writes came out silently wrong (the export itself does not work yet)
+        # export of those view writes came out silently wrong (exports use WinogradConv2dGraph)
         strips = [self._tile_rows(xp[:, :, i * m: (i + rows) * m + 2]) for i in range(0, nh, rows)]
         y = torch.cat(strips, dim=2) if len(strips) > 1 else strips[0]
         y = y.reshape(b, self.out_channels, nh * m, nw * m)
@@ -149,11 +153,71 @@ class WinogradConv2d(nn.Module):
         return y.view(m, m, -1, b, n, nw).permute(3, 2, 4, 0, 5, 1)
 
 
-def winograd_model(model: nn.Module, m: int = 4) -> nn.Module:
-    """Deep copy of ``model`` (in eval mode) with every eligible 3x3 conv made Winograd."""
+class WinogradConv2dGraph(nn.Module):
+    """The same Winograd F(4x4, 3x3) convolution as :class:`WinogradConv2d`, written for the ONNX
+    exporter and OpenVINO: static shapes, tiles gathered by reshape + slice + concat (no ``unfold``,
+    no writes into views), every transform a MatMul, the channel contraction one batched MatMul
+    over the 36 tile positions. ``eval.timing.winograd_probe`` chose this formulation: in OpenVINO on
+    the AVX2 EPYC it beat the direct convolution from 256 channels up (1.17x a TFC block at 256,
+    1.53x at 384) and lost at 128 (0.76x), where the transposes and gathers cost more than the
+    multiplies saved (``results/backends/winograd_openvino_probe.json``)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        if not is_eligible(conv):
+            raise ValueError(f"not a 3x3 stride-1 padding-1 dense conv: {conv}")
+        m, a = 4, 6
+        mats = winograd_matrices(m)
+        self.m, self.a = m, a
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        dtype = conv.weight.dtype
+        g = conv.weight.detach().to(torch.float64)
+        u = torch.einsum("ur,oirs,vs->uvoi", mats["G"], g, mats["G"])
+        self.register_buffer("u", u.reshape(a * a, *g.shape[:2]).to(dtype).contiguous())  # (P, Cout, Cin)
+        self.register_buffer("bt", mats["BT"].to(dtype))
+        self.register_buffer("b", mats["BT"].t().contiguous().to(dtype))
+        self.register_buffer("at", mats["AT"].to(dtype))
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, m={self.m}, bias={self.bias is not None}"
+
+    def _windows(self, x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+        """Overlapping windows of a = m + 2 with step m along ``dim`` (size (n + 1) m) -> (..., n, a, ...)."""
+        m, shape = self.m, list(x.shape)
+        split = shape[:dim] + [n, m] + shape[dim + 1:]
+        head = x.narrow(dim, 0, n * m).reshape(split)
+        tail = x.narrow(dim, m, n * m).reshape(split).narrow(dim + 1, 0, self.a - m)
+        return torch.cat([head, tail], dim + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        m, a = self.m, self.a
+        nh, nw = -(-h // m), -(-w // m)
+        # conv padding 1, and right/bottom up to (n + 1) m so that both window halves reshape
+        xp = F.pad(x, (1, nw * m - w + m - 1, 1, nh * m - h + m - 1))
+        t = torch.matmul(self._windows(xp, 3, nw), self.b)                  # B along columns: (B, C, Hp, nw, a)
+        t = self._windows(t, 2, nh).permute(3, 5, 1, 0, 2, 4).reshape(a, -1)  # (a_u, a_j * C * N)
+        v = torch.matmul(self.bt, t).reshape(a * a, self.in_channels, -1)    # B^T d B: (P, Cin, N)
+        mm = torch.matmul(self.u, v)                                          # (P, Cout, N)
+        y = torch.matmul(self.at, mm.reshape(a, -1)).reshape(m, a, -1)
+        y = torch.matmul(self.at, y)                                          # A^T M A: (m, m, Cout * N)
+        y = y.reshape(m, m, self.out_channels, b, nh, nw).permute(3, 2, 4, 0, 5, 1)
+        y = y.reshape(b, self.out_channels, nh * m, nw * m)
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y[:, :, :h, :w] if (nh * m, nw * m) != (h, w) else y
+
+
+def winograd_model(model: nn.Module, m: int = 4, min_channels: int = 0, graph: bool = False) -> nn.Module:
+    """Deep copy of ``model`` (in eval mode) with every eligible 3x3 conv of at least ``min_channels``
+    input channels made Winograd: :class:`WinogradConv2d` (torch eager), or with ``graph``
+    :class:`WinogradConv2dGraph` (m = 4 only; for an ONNX export that OpenVINO runs)."""
+    if graph and m != 4:
+        raise ValueError("the exportable Winograd graph is F(4x4, 3x3): m must be 4")
     model = copy.deepcopy(model).eval()
     for parent in list(model.modules()):
         for name, child in parent.named_children():
-            if is_eligible(child):
-                setattr(parent, name, WinogradConv2d(child, m))
+            if is_eligible(child) and child.in_channels >= min_channels:
+                setattr(parent, name, WinogradConv2dGraph(child) if graph else WinogradConv2d(child, m))
     return model

@@ -101,3 +101,29 @@ def test_gpu_sweep_runs_its_settings_on_cpu_and_nulls_against_the_first_row(tmp_
     assert json.loads(out.read_text()) == rows
     with pytest.raises(SystemExit, match="BACKEND:PRECISION:BATCH"):
         parse_settings("torch:int4:8")
+
+
+def test_backend_table_repeats_report_medians_of_interleaved_rounds(tmp_path):
+    """--repeats 3: every backend and the reference timed three times; the row's seconds and its ratio
+    to the reference are medians (the ratio's of the per-round pairs), consistent with the samples."""
+    from statistics import median
+
+    config = tmp_path / "tiny.yaml"
+    tiny_spec().to_yaml(config)
+    out = tmp_path / "backends.json"
+    main(["--config", str(config), "--seconds", "0.4", "--num-overlap", "2", "--backends", "torch,winograd",
+          "--repeats", "3", "--out", str(out)])
+    report = json.loads(out.read_text())
+    ref = report["reference_impl"]
+    assert report["repeats"] == 3 and len(ref["seconds_samples"]) == 3 and ref["seconds"] == median(ref["seconds_samples"])
+    for row in report["backends"]:
+        times, ratios = row["seconds_samples"], row["speed_ratio_vs_reference_impl_samples"]
+        assert len(times) == 3 and row["seconds"] == median(times)
+        assert ratios == pytest.approx([r / t for r, t in zip(ref["seconds_samples"], times)])
+        assert row["speed_ratio_vs_reference_impl"] == pytest.approx(median(ratios))
+        assert row["seconds_per_audio_minute"] == pytest.approx(row["seconds"] / row["audio_seconds"] * 60)
+    torch_row, wino_row = report["backends"]
+    assert wino_row["speed_ratio_vs_teacher"] == pytest.approx(torch_row["seconds"] / wino_row["seconds"])
+    assert wino_row["null_db_vs_torch_fp32"] < -60
+    with pytest.raises(SystemExit):
+        main(["--config", str(config), "--backends", "torch", "--repeats", "0"])

@@ -43,10 +43,15 @@ def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, cha
 
 
 def backend_report(model, name: str, backends: list[str], seconds: float, runner_kwargs: dict,
-                   threads: int | None, reference_impl: bool = True) -> dict:
+                   threads: int | None, reference_impl: bool = True, repeats: int = 1) -> dict:
     """Every backend of ``model`` on the same generated clip in this process: s/audio-min, the
     ratio to the straightforward reference implementation timed in the same run, the null
-    against torch fp32, achieved GFLOP/s against the matmul peak, and peak RSS."""
+    against torch fp32, achieved GFLOP/s against the matmul peak, and peak RSS.
+
+    ``repeats`` > 1 times every backend and the reference again in ``repeats - 1`` interleaved
+    rounds (backend 1, 2, ..., reference; again): each row's ``seconds`` and derived speeds are then the
+    median over rounds, and its ratio to the reference the median of the per-round ratios (each
+    round's times are neighbours, so a slow spell of the machine cancels in the ratio)."""
     from separation.backends import prepare_backend
 
     mix = synthetic_mix(seconds)
@@ -69,8 +74,49 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
         row["null_db_vs_torch_fp32"] = null_db(outputs[row["variant"]], base) if base is not None else None
         if "seconds" in reference:
             row["speed_ratio_vs_reference_impl"] = reference["seconds"] / row["seconds"]
+    if repeats > 1:
+        _repeat_rounds(model, variants, rows, reference, mix, {**runner_kwargs, "chunk_size": chunk}, repeats)
     return {"model": name, "backends": rows, "reference_impl": reference, "machine": machine_info(),
-            "flop_note": FLOP_NOTE, "command": command_string("eval.speed")}
+            "flop_note": FLOP_NOTE, "command": command_string("eval.speed"), "repeats": repeats}
+
+
+def _repeat_rounds(model, variants: dict, rows: list[dict], reference: dict, mix, runner_kwargs: dict,
+                   repeats: int) -> None:
+    """Rounds 2..``repeats`` of :func:`backend_report`; rewrites the rows' timings as medians."""
+    from statistics import median
+
+    from .benchlib import time_call
+    from .reference_runner import reference_separate
+
+    samples = {row["variant"]: [row["seconds"]] for row in rows}
+    ref_samples = [reference["seconds"]] if "seconds" in reference else []
+    runners = {b: runner_for(m, runner_kwargs) for b, m in variants.items()}
+    for _ in range(repeats - 1):
+        for b, runner in runners.items():
+            samples[b].append(time_call(lambda: runner.separate(mix))[1])
+        if ref_samples:
+            plan = runners[next(iter(runners))]
+            ref_samples.append(time_call(lambda: reference_separate(model, mix, plan.chunk_size, plan.num_overlap))[1])
+    if ref_samples:
+        reference["seconds_samples"] = ref_samples
+        reference["seconds"] = median(ref_samples)
+        reference["seconds_per_audio_minute"] = reference["seconds"] / rows[0]["audio_seconds"] * 60
+    for row in rows:
+        times = samples[row["variant"]]
+        old = row["seconds"]
+        row["seconds_samples"], row["seconds"] = times, median(times)
+        for key in ("seconds_per_audio_minute", "rtf"):
+            row[key] *= row["seconds"] / old
+        for key in ("achieved_gflops", "fraction_of_matmul_peak"):
+            if row.get(key):
+                row[key] *= old / row["seconds"]
+        base = samples.get("torch")
+        if base:
+            row["speed_ratio_vs_teacher"] = median(base) / row["seconds"]
+        if ref_samples:
+            ratios = [r / t for r, t in zip(ref_samples, times)]
+            row["speed_ratio_vs_reference_impl_samples"] = ratios
+            row["speed_ratio_vs_reference_impl"] = median(ratios)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--no-reference", action="store_true", help="skip timing eval/timing/reference_runner.py")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="--backends: time every backend and the reference this many times, interleaved; report medians")
     p.add_argument("--backends", help="comma-separated: torch,compile,onnx,openvino[,openvino:bf16] - one row each, one run")
     p.add_argument("--durations", type=float, nargs="+", help="seed_cases: override clip lengths (s)")
     p.add_argument("--out", help="write the JSON report here (it is always printed)")
@@ -102,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_cli(build_parser(), argv)
     if args.seconds <= 0:
         raise UserError("--seconds must be positive.")
+    if args.repeats < 1:
+        raise UserError("--repeats must be at least 1.")
     if args.preset == "seed_cases" and args.width is None and not args.model and not args.config:
         args.width = 32  # the preset's default model: c=32 (the size a distilled student aims at)
     model = build_model(args.config, args.model, args.width)
@@ -113,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         runner_kwargs["chunk_size"] = args.chunk_size
     if args.backends:
         report = backend_report(model, name, [b.strip() for b in args.backends.split(",") if b.strip()],
-                                args.seconds, runner_kwargs, args.threads, reference_impl=not args.no_reference)
+                                args.seconds, runner_kwargs, args.threads, reference_impl=not args.no_reference,
+                                repeats=args.repeats)
     elif args.preset == "seed_cases":
         report = run_seed_cases(model, name, runner_kwargs, durations=args.durations)
         print_table(report["cases"])
