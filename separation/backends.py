@@ -145,7 +145,10 @@ def machine_key(threads: int) -> tuple[str, str]:
 
 
 # What each precision can run on (CPU). OpenVINO runs bf16 itself; the torch backends through autocast.
-CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "openvino", "openvino-winograd"),
+# openvino-winograd is not a candidate: on the full model it measured level with openvino (median of 3
+# interleaved rounds 1.69x against 1.76x the reference, results/backends/full_cpu_o1_repeats3.json), and on
+# models narrower than WINOGRAD_MIN_CHANNELS it is the same graph, so auto would only pay a second export.
+CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "openvino"),
               "bf16": ("torch", "compile", "openvino"),
               "fp16": ("torch",)}
 

@@ -55,7 +55,8 @@ def prune_run(cfg: DictConfig) -> dict:
     before = cost(model)
     calibration, finetune = None, None
     if config.importance == "taylor" or config.finetune_steps:
-        datamodule = build_datamodule(cfg.data, model.spec.stems, model.spec.audio.chunk_size, cfg.seed)
+        crop = cfg.distill.get("crop_samples") or model.spec.audio.chunk_size  # the net is convolutional in time
+        datamodule = build_datamodule(cfg.data, model.spec.stems, crop, cfg.seed)
         if config.importance == "taylor":
             calibration = list(islice(iter(datamodule.train_dataloader()), cfg.calibration.crops))
         if config.finetune_steps:
