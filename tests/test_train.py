@@ -104,6 +104,28 @@ def test_distillation_with_wandb_offline_and_ground_truth_term(tiny_data, tiny_t
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_iterative_taylor_pruning_distils_after_each_step_on_its_own_crops(tiny_data, tiny_teacher, tmp_path):
+    """compress.prune +config=taylor_iterative through the Hydra entry point: Taylor scores from drum
+    crops, a distillation run after each of the 3 steps (one output dir each), crops of
+    distill.crop_samples rather than the teacher's chunk, and a strictly loadable narrower model."""
+    from compress.prune.cli import prune_run
+    from separation.checkpoint import load_model
+
+    paths, _ = tiny_teacher
+    teacher = load_model(paths["checkpoint"])
+    hop = teacher.spec.audio.hop_length
+    crop = (2 * (teacher.spec.audio.chunk_size // hop + 1) - 1) * hop  # twice the frames
+    cfg = cfg_for("compress/prune", "+config=[taylor_iterative,test_tiny]", f"teacher.checkpoint={paths['checkpoint']}",
+                  f"data.root={tiny_data}", f"output_dir={tmp_path}", "prune.finetune_steps=1", "prune.round_to=1",
+                  f"distill.crop_samples={crop}", "logger=csv")
+    report = prune_run(cfg)
+    assert report["crop_samples"] == crop != teacher.spec.audio.chunk_size
+    assert [p.name for p in sorted(tmp_path.glob("step*"))] == ["step1", "step2", "step3"]
+    assert all((tmp_path / f"step{k}" / "checkpoints" / "last.ckpt").is_file() for k in (1, 2, 3))
+    pruned = load_model(report["checkpoint"])
+    assert pruned.spec.model.num_channels < teacher.spec.model.num_channels
+
+
 def test_nan_loss_names_step_and_batch():
     from conftest import tiny_spec
     from separation.errors import UserError

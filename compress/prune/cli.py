@@ -53,7 +53,7 @@ def prune_run(cfg: DictConfig) -> dict:
     src = cfg.source
     model = load_any(str(src.checkpoint), src.get("config")) if src.checkpoint else copy.deepcopy(teacher)
     before = cost(model)
-    calibration, finetune = None, None
+    calibration, finetune, crop = None, None, None
     if config.importance == "taylor" or config.finetune_steps:
         crop = cfg.distill.get("crop_samples") or model.spec.audio.chunk_size  # the net is convolutional in time
         datamodule = build_datamodule(cfg.data, model.spec.stems, crop, cfg.seed)
@@ -67,7 +67,7 @@ def prune_run(cfg: DictConfig) -> dict:
     ckpt, yaml_path = save_model(model, out, half=bool(cfg.export.half))
     m = model.spec.model
     report = {"checkpoint": str(ckpt), "config": str(yaml_path), "prune": config.to_dict(),
-              "source": str(src.checkpoint or cfg.teacher.checkpoint),
+              "source": str(src.checkpoint or cfg.teacher.checkpoint), "crop_samples": crop,
               "num_channels": m.num_channels, "growth": m.growth, "bottleneck_factor": m.bottleneck_factor,
               "before": before, "after": after,
               "params_ratio": round(after["params"] / before["params"], 4),
