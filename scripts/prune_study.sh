@@ -32,7 +32,7 @@ for ratio in 0.5 0.25 0.75; do
             python -m compress.prune +config=taylor_iterative prune.ratio=0.5 prune.iterative_steps=1 \
             prune.finetune_steps=$STEPS distill.crop_samples=$CROP run_name=prune-taylor-oneshot-0.5 logger=csv
         run runs/distill-scratch16/export/distill-scratch16.ckpt \
-            python -m train.distill student.name=scratch16 "student.audio={chunk_size: $CROP}" trainer.max_steps=$STEPS \
+            python -m train.distill student.name=scratch16 +student.audio.chunk_size=$CROP trainer.max_steps=$STEPS \
                 logger=csv export.evaluate=false
     fi
 done
