@@ -153,34 +153,19 @@ class WinogradConv2d(nn.Module):
         return y.view(m, m, -1, b, n, nw).permute(3, 2, 4, 0, 5, 1)
 
 
-class WinogradConv2dGraph(nn.Module):
-    """The same Winograd F(4x4, 3x3) convolution as :class:`WinogradConv2d`, written for the ONNX
-    exporter and OpenVINO: static shapes, tiles gathered by reshape + slice + concat (no ``unfold``,
-    no writes into views), every transform a MatMul, the channel contraction one batched MatMul
-    over the 36 tile positions. ``eval.timing.winograd_probe`` chose this formulation: in OpenVINO on
-    the AVX2 EPYC it beat the direct convolution from 256 channels up (1.17x a TFC block at 256,
-    1.53x at 384) and lost at 128 (0.76x), where the transposes and gathers cost more than the
-    multiplies saved (``results/backends/winograd_openvino_probe.json``)."""
+class WinogradConv2dGraph(WinogradConv2d):
+    """The same Winograd F(4x4, 3x3) convolution as :class:`WinogradConv2d` (its weights and
+    transforms), computed for the ONNX exporter and OpenVINO: static shapes, tiles gathered by
+    reshape + slice + concat (no ``unfold``, no writes into views), every transform a MatMul, the
+    channel contraction one batched MatMul over the 36 tile positions. ``eval.timing.winograd_probe``
+    chose this formulation: in OpenVINO on the AVX2 EPYC it beat the direct convolution from 256
+    channels up (1.17x a TFC block at 256, 1.53x at 384) and lost at 128 (0.76x), where the
+    transposes and gathers cost more than the multiplies saved
+    (``results/backends/winograd_openvino_probe.json``)."""
 
     def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        if not is_eligible(conv):
-            raise ValueError(f"not a 3x3 stride-1 padding-1 dense conv: {conv}")
-        m, a = 4, 6
-        mats = winograd_matrices(m)
-        self.m, self.a = m, a
-        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
-        dtype = conv.weight.dtype
-        g = conv.weight.detach().to(torch.float64)
-        u = torch.einsum("ur,oirs,vs->uvoi", mats["G"], g, mats["G"])
-        self.register_buffer("u", u.reshape(a * a, *g.shape[:2]).to(dtype).contiguous())  # (P, Cout, Cin)
-        self.register_buffer("bt", mats["BT"].to(dtype))
-        self.register_buffer("b", mats["BT"].t().contiguous().to(dtype))
-        self.register_buffer("at", mats["AT"].to(dtype))
-        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
-
-    def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, m={self.m}, bias={self.bias is not None}"
+        super().__init__(conv, m=4)
+        self.register_buffer("b", self.bt.t().contiguous())
 
     def _windows(self, x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
         """Overlapping windows of a = m + 2 with step m along ``dim`` (size (n + 1) m) -> (..., n, a, ...)."""

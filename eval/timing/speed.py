@@ -91,16 +91,17 @@ def _repeat_rounds(model, variants: dict, rows: list[dict], reference: dict, mix
     samples = {row["variant"]: [row["seconds"]] for row in rows}
     ref_samples = [reference["seconds"]] if "seconds" in reference else []
     runners = {b: runner_for(m, runner_kwargs) for b, m in variants.items()}
+    plan = next(iter(runners.values()))  # every runner has the same chunk and overlap
     for _ in range(repeats - 1):
         for b, runner in runners.items():
             samples[b].append(time_call(lambda: runner.separate(mix))[1])
         if ref_samples:
-            plan = runners[next(iter(runners))]
             ref_samples.append(time_call(lambda: reference_separate(model, mix, plan.chunk_size, plan.num_overlap))[1])
     if ref_samples:
         reference["seconds_samples"] = ref_samples
         reference["seconds"] = median(ref_samples)
         reference["seconds_per_audio_minute"] = reference["seconds"] / rows[0]["audio_seconds"] * 60
+    torch_median = median(samples["torch"]) if "torch" in samples else None
     for row in rows:
         times = samples[row["variant"]]
         old = row["seconds"]
@@ -110,9 +111,8 @@ def _repeat_rounds(model, variants: dict, rows: list[dict], reference: dict, mix
         for key in ("achieved_gflops", "fraction_of_matmul_peak"):
             if row.get(key):
                 row[key] *= old / row["seconds"]
-        base = samples.get("torch")
-        if base:
-            row["speed_ratio_vs_teacher"] = median(base) / row["seconds"]
+        if torch_median:
+            row["speed_ratio_vs_teacher"] = torch_median / row["seconds"]
         if ref_samples:
             ratios = [r / t for r, t in zip(ref_samples, times)]
             row["speed_ratio_vs_reference_impl_samples"] = ratios

@@ -9,7 +9,8 @@ and times each inside OpenVINO against OpenVINO's direct convolution, on one TFC
 * ``grouped_conv``: input transform B^T d B as two depthwise strided convs (kernels (6,1) and (1,6),
   stride 4), the channel contraction as one batched MatMul over the 36 tile positions, the output
   transform A^T M A as two small MatMuls;
-* ``slices_matmul``: tiles gathered by reshape + slice + concat, every transform a MatMul;
+* ``slices_matmul``: tiles gathered by reshape + slice + concat, every transform a MatMul (the one kept:
+  :class:`separation.winograd.WinogradConv2dGraph`, ``--backend openvino-winograd``);
 * ``conv_fold``: channels folded into the batch, input transform one 1 -> 36 stride-4 conv, the
   contraction a 36-group 1x1 conv, the output transform a 36 -> 1 stride-4 transposed conv.
 
@@ -31,25 +32,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from separation.winograd import winograd_matrices
+from separation.winograd import WinogradConv2d, WinogradConv2dGraph
 
 from .benchlib import command_string, machine_info, parse_cli
 
 M, A = 4, 6  # F(4x4, 3x3): 4x4 output tiles from 6x6 input tiles
 
 
-class _WinogradGraph(nn.Module):
-    """Shared set-up: the transformed weights ``(P, Cout, Cin)`` and the 1-D transforms."""
+class _WinogradGraph(WinogradConv2d):
+    """Shared: :class:`WinogradConv2d`'s transformed weights ``u`` (P, Cout, Cin) and 1-D transforms
+    (``bt``, ``at``), and the output transform as two small MatMuls."""
 
     def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        mats = winograd_matrices(M)
-        self.cin, self.cout = conv.in_channels, conv.out_channels
-        g = conv.weight.detach().double()
-        u = torch.einsum("ur,oirs,vs->uvoi", mats["G"], g, mats["G"])  # (a, a, Cout, Cin)
-        self.register_buffer("u", u.reshape(A * A, self.cout, self.cin).float().contiguous())
-        self.bt, self.at = mats["BT"], mats["AT"]
-        self.register_buffer("at32", mats["AT"].float())
+        super().__init__(conv, m=M)
+        self.cin, self.cout = self.in_channels, self.out_channels
 
     @staticmethod
     def tiles(h: int, w: int) -> tuple[int, int]:
@@ -57,8 +53,8 @@ class _WinogradGraph(nn.Module):
 
     def untile(self, mm: torch.Tensor, b: int, nh: int, nw: int, h: int, w: int) -> torch.Tensor:
         """``(P, Cout, B*nh*nw)`` -> ``(B, Cout, h, w)`` by A^T M A as two MatMuls."""
-        y = torch.matmul(self.at32, mm.reshape(A, -1)).reshape(M, A, -1)
-        y = torch.matmul(self.at32, y)  # (m, m, Cout*N)
+        y = torch.matmul(self.at, mm.reshape(A, -1)).reshape(M, A, -1)
+        y = torch.matmul(self.at, y)  # (m, m, Cout*N)
         y = y.reshape(M, M, self.cout, b, nh, nw).permute(3, 2, 4, 0, 5, 1).reshape(b, self.cout, nh * M, nw * M)
         return y[:, :, :h, :w] if (nh * M, nw * M) != (h, w) else y
 
@@ -66,7 +62,7 @@ class _WinogradGraph(nn.Module):
 class GroupedConvWinograd(_WinogradGraph):
     def __init__(self, conv: nn.Conv2d):
         super().__init__(conv)
-        c, bt = self.cin, self.bt.float()
+        c, bt = self.cin, self.bt
         self.register_buffer("wh", bt.reshape(1, A, A, 1).expand(c, A, A, 1).reshape(c * A, 1, A, 1).contiguous())
         self.register_buffer("ww", bt.reshape(1, A, 1, A).expand(c * A, A, 1, A).reshape(c * A * A, 1, 1, A).contiguous())
 
@@ -80,35 +76,10 @@ class GroupedConvWinograd(_WinogradGraph):
         return self.untile(torch.matmul(self.u, v), b, nh, nw, h, w)
 
 
-class SlicesMatmulWinograd(_WinogradGraph):
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__(conv)
-        self.register_buffer("bt32", self.bt.float())
-        self.register_buffer("b32", self.bt.float().t().contiguous())
-
-    @staticmethod
-    def _windows(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
-        """Overlapping windows of 6 with step 4 along ``dim`` (size 4n + 4) -> (..., n, 6, ...)."""
-        shape = list(x.shape)
-        split = shape[:dim] + [n, M] + shape[dim + 1:]
-        head = x.narrow(dim, 0, n * M).reshape(split)
-        tail = x.narrow(dim, M, n * M).reshape(split).narrow(dim + 1, 0, A - M)
-        return torch.cat([head, tail], dim + 1)
-
-    def forward(self, x):
-        b, _, h, w = x.shape
-        nh, nw = self.tiles(h, w)
-        xp = F.pad(x, (1, nw * M - w + M - 1, 1, nh * M - h + M - 1))
-        t = torch.matmul(self._windows(xp, 3, nw), self.b32)                 # (B, C, Hp, nw, a_j)
-        t = self._windows(t, 2, nh).permute(3, 5, 1, 0, 2, 4).reshape(A, -1)  # (a_u, a_j*C*N)
-        v = torch.matmul(self.bt32, t).reshape(A * A, self.cin, -1)
-        return self.untile(torch.matmul(self.u, v), b, nh, nw, h, w)
-
-
 class ConvFoldWinograd(_WinogradGraph):
     def __init__(self, conv: nn.Conv2d):
         super().__init__(conv)
-        bt, at = self.bt, self.at
+        bt, at = self.bt.double(), self.at.double()
         self.register_buffer("win", torch.einsum("iu,jv->ijuv", bt, bt).reshape(A * A, 1, A, A).float())
         self.register_buffer("wout", torch.einsum("ri,sj->ijrs", at, at).reshape(A * A, 1, M, M).float())
         self.register_buffer("u1x1", self.u.reshape(A * A * self.cout, self.cin, 1, 1).clone())
@@ -125,7 +96,7 @@ class ConvFoldWinograd(_WinogradGraph):
         return y[:, :, :h, :w] if (nh * M, nw * M) != (h, w) else y
 
 
-FORMULATIONS = {"grouped_conv": GroupedConvWinograd, "slices_matmul": SlicesMatmulWinograd,
+FORMULATIONS = {"grouped_conv": GroupedConvWinograd, "slices_matmul": WinogradConv2dGraph,
                 "conv_fold": ConvFoldWinograd}
 
 
