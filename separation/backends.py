@@ -40,7 +40,7 @@ INSTALL = {"onnx": "pip install onnxruntime onnx", "openvino": "pip install open
            "openvino-winograd": "pip install openvino onnx"}
 # From this many input channels up the 3x3 convs are Winograd graphs. One TFC block (AVX2 EPYC,
 # results/backends/winograd_openvino_probe.json): 0.76x direct at 128 channels, 1.17x at 256, 1.53x at 384; the
-# whole model's core in OpenVINO (11.8-s chunk): 17.75 s direct, 16.62 s from 384 up, 16.32 s from 512 up
+# whole model's core in OpenVINO (11.8-s chunk, an ad-hoc script): 17.75 s direct, 16.62 s from 384 up, 16.32 s from 512 up
 # and, single rounds through the runner, 22.1 against 20.2 s direct from 256 up, 22.1 against 17.5 s from 512 up
 # (results/backends/full_cpu_openvino_winograd_o1.json); 3 interleaved rounds: see CANDIDATES below.
 WINOGRAD_MIN_CHANNELS = 512
