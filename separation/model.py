@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .config import ModelSpec
+from .spectral import istft
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -58,9 +59,8 @@ class STFT(nn.Module):
         *batch, c2, f, t = x.shape
         bins = self.n_fft // 2 + 1
         x = torch.cat([x, x.new_zeros(*batch, c2, bins - f, t)], -2)
-        x = x.reshape(-1, 2, bins, t).permute(0, 2, 3, 1).float().contiguous()
-        wave = torch.istft(torch.view_as_complex(x), self.n_fft, self.hop_length,
-                           window=self.window, center=True)
+        x = x.reshape(-1, 2, bins, t).permute(0, 2, 3, 1).float().contiguous()  # (N, F, T, re/im)
+        wave = istft(torch.view_as_complex(x).transpose(-1, -2), self.n_fft, self.hop_length, self.window)
         return wave.reshape(*batch, c2 // 2, -1)
 
 

@@ -72,6 +72,9 @@ def write_track(runner: Runner, mix, stems: list[str], track_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     from . import load_any
+    from .machine import keep_freed_memory
+
+    keep_freed_memory()
 
     if args.threads:
         torch.set_num_threads(args.threads)

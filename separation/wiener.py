@@ -4,7 +4,7 @@ A model trained with an MSE-type loss shrinks a stem it is unsure of toward zero
 held-out kits the demo teacher's hi-hat comes out at about 0.4x its true amplitude (the
 error is mostly the target itself, scaled). Using the estimates only as spectral priors and
 filtering the *mixture* with them (the sigsep ``norbert`` filter that Open-Unmix uses, here
-vectorised in torch: soft mask, then ``iterations`` EM updates of each stem's spatial covariance) gives back the missing
+vectorised: soft mask, then ``iterations`` EM updates of each stem's spatial covariance) gives back the missing
 energy wherever no other stem claims those bins. The stems then sum to the mixture.
 
 Long tracks are filtered in segments of :data:`SEGMENT_SECONDS` with ``n_fft`` of context on both
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE
+from .spectral import istft, stft_tf
 
 N_FFT = 4096
 SEGMENT_SECONDS = 30.0
@@ -26,18 +27,37 @@ BIN_BLOCK = 64         # frequency bins per EM block (each bin is filtered on it
 
 def wiener(v: torch.Tensor, x: torch.Tensor, iterations: int = 1) -> torch.Tensor:
     """norbert's ``wiener(v, x, iterations)`` (soft mask, then EM updates of each stem's spatial
-    covariance; norbert is the reference in ``tests/test_wiener.py``), vectorised in torch.
+    covariance; norbert is the reference in ``tests/test_wiener.py``).
 
-    ``v`` ``(S, C, F, T)`` magnitudes, ``x`` ``(C, F, T)`` complex mixture -> ``(S, C, F, T)``, the
-    STFT's own layout (norbert's is ``(T, F, C, S)``), so every sum over time runs over contiguous
-    memory. norbert loops in numpy over frames and channel pairs; here the mixture covariance's
-    inverse is applied to the mixture once per bin (``z = Cxx^-1 x``) and each stem is
+    ``v`` ``(S, C, F, T)`` magnitudes, ``x`` ``(C, F, T)`` complex mixture -> ``(S, C, F, T)`` (norbert's
+    layout is ``(T, F, C, S)``). :func:`refine` calls :func:`filter_stft_` on the STFT's own memory instead."""
+    y = v.to(torch.complex64).transpose(-1, -2).contiguous()
+    filter_stft_(y, x.to(torch.complex64).transpose(-1, -2).contiguous(), iterations)
+    return y.transpose(-1, -2)
+
+
+def filter_stft_(y: torch.Tensor, x: torch.Tensor, iterations: int = 1) -> None:
+    """The filter in place on ``(S, C, T, F)`` complex64 ``y`` (the stems' STFTs; only their magnitudes
+    are used) given the ``(C, T, F)`` mixture ``x``: bins contiguous, as ``torch.stft`` lays them out.
+
+    Stereo runs the fused numba loops of :mod:`separation.wiener_kernels`; other channel counts the
+    torch EM below."""
+    scale = max(1.0, float(_energy(x).max().sqrt()) / 10.0) if iterations else 1.0  # norbert's numerical scaling
+    if x.shape[0] == 2:
+        from . import wiener_kernels
+        import numba
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        wiener_kernels.wiener_stereo_inplace(y.numpy(), x.numpy(), iterations, scale)
+        return
+    v = _energy(y).sqrt().transpose(-1, -2)  # abs() of complex is slow
+    y.copy_(_wiener_torch(v, x.transpose(-1, -2), iterations, scale).transpose(-1, -2))
+
+
+def _wiener_torch(v: torch.Tensor, x: torch.Tensor, iterations: int, scale: float) -> torch.Tensor:
+    """Any channel count, ``(S, C, F, T)`` layout: norbert's filter vectorised in torch, the mixture
+    covariance's inverse applied to the mixture once per bin (``z = Cxx^-1 x``) and each stem
     ``v_j R_j z``, so no per-stem gain matrix is formed."""
     eps = torch.finfo(torch.float32).eps
-    v = v.to(torch.float32)
-    x = x.to(torch.complex64)
-    scale = max(1.0, float(_energy(x).max().sqrt()) / 10.0) if iterations else 1.0  # norbert's numerical scaling
-    step = _em_step_stereo if x.shape[0] == 2 else _em_step
     out = torch.empty(v.shape, dtype=torch.complex64)
     for lo in range(0, x.shape[1], BIN_BLOCK):  # bins are independent: small blocks stay in cache
         xb, vb = x[:, lo:lo + BIN_BLOCK], v[:, :, lo:lo + BIN_BLOCK]
@@ -45,7 +65,7 @@ def wiener(v: torch.Tensor, x: torch.Tensor, iterations: int = 1) -> torch.Tenso
         if iterations:
             xb, yb = xb / scale, yb / scale
             for _ in range(iterations):
-                yb = step(xb, yb, eps)
+                yb = _em_step(xb, yb, eps)
             yb = yb * scale
         out[:, :, lo:lo + BIN_BLOCK] = yb
     return out
@@ -72,45 +92,23 @@ def _energy(z: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(z).square().sum(-1)
 
 
-def _em_step_stereo(x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """:func:`_em_step` for two channels, written out: the 2x2 Hermitian covariances by their
-    three entries and the mixture covariance inverted in closed form, as norbert does."""
-    y0, y1 = y[:, 0], y[:, 1]                                                 # (S, F, T)
-    e0, e1 = _energy(y0), _energy(y1)
-    power = (e0 + e1).mul_(0.5)
-    norm = 1.0 / (eps + power.sum(-1, keepdim=True))                          # (S, F, 1)
-    r00, r11 = e0.sum(-1, keepdim=True) * norm, e1.sum(-1, keepdim=True) * norm
-    r01 = _scale(norm, (y0 * y1.conj()).sum(-1, keepdim=True))
-    reg = eps ** 0.5
-    c00 = (power * r00).sum(0) + reg                                          # (F, T)
-    c11 = (power * r11).sum(0) + reg
-    c01 = _scale(power, r01.expand_as(power)).sum(0)
-    inv_det = 1.0 / (c00 * c11 - _energy(c01))
-    x0, x1 = x[0], x[1]
-    z0 = _scale(inv_det, _scale(c11, x0) - c01 * x1)
-    z1 = _scale(inv_det, _scale(c00, x1) - c01.conj() * x0)
-    out = torch.empty_like(y)
-    out[:, 0] = _scale(power, _scale(r00, z0) + r01 * z1)
-    out[:, 1] = _scale(power, r01.conj() * z0 + _scale(r11, z1))
-    return out
-
-
-def refine(mix: np.ndarray, estimates: np.ndarray, iterations: int = 1, n_fft: int = N_FFT) -> np.ndarray:
+def refine(mix: np.ndarray, estimates: np.ndarray, iterations: int = 1, n_fft: int = N_FFT,
+           hop: int | None = None) -> np.ndarray:
     """``mix`` ``(C, L)`` and ``estimates`` ``(S, C, L)`` -> refined ``(S, C, L)`` float32.
 
-    ``iterations`` 0 is a plain ratio mask of the estimates' magnitudes."""
+    ``iterations`` 0 is a plain ratio mask of the estimates' magnitudes; ``hop`` defaults to
+    ``n_fft // 4`` (Open-Unmix's 4096/1024)."""
     stems, channels, length = estimates.shape
-    window, hop = torch.hann_window(n_fft), n_fft // 4
+    window, hop = torch.hann_window(n_fft), hop or n_fft // 4
 
-    def stft(x: np.ndarray) -> torch.Tensor:  # (..., L) -> (N, F, T) complex64
-        flat = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(-1, x.shape[-1])
-        return torch.stft(flat, n_fft, hop, window=window, return_complex=True)
+    def stft(x: np.ndarray) -> torch.Tensor:  # (..., L) -> (N, T, F) complex64
+        flat = torch.from_numpy(np.asarray(x, dtype=np.float32)).reshape(-1, x.shape[-1])  # a view for slices of a track
+        return stft_tf(flat, n_fft, hop, window)
 
-    x = stft(mix)                                                            # (C, F, T)
-    bins, frames = x.shape[-2:]
-    v = _energy(stft(estimates)).sqrt().reshape(stems, channels, bins, frames)  # abs() of complex is slow
-    y = wiener(v, x, iterations).reshape(stems * channels, bins, frames)     # (S, C, F, T)
-    out = torch.istft(y, n_fft, hop, window=window, length=length)
+    x = stft(mix)                                                            # (C, T, F)
+    y = stft(estimates).view(stems, channels, *x.shape[-2:])                 # (S, C, T, F)
+    filter_stft_(y, x, iterations)
+    out = istft(y.view(stems * channels, *x.shape[-2:]), n_fft, hop, window, length)
     return out.reshape(stems, channels, length).numpy().astype(np.float32, copy=False)
 
 

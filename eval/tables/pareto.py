@@ -323,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    from separation.machine import keep_freed_memory
+
+    keep_freed_memory()  # as the separate CLI does, so its timings hold for it
     path = Path(args.config)
     if not path.is_file():
         raise UserError(f"config {path} does not exist.")
