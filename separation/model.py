@@ -57,9 +57,7 @@ class STFT(nn.Module):
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """``(*batch, C*2, dim_f, frames)`` -> ``(*batch, C, L)``; missing top bins are zero."""
         *batch, c2, f, t = x.shape
-        bins = self.n_fft // 2 + 1
-        x = torch.cat([x, x.new_zeros(*batch, c2, bins - f, t)], -2)
-        x = x.reshape(-1, 2, bins, t).permute(0, 2, 3, 1).float().contiguous()  # (N, F, T, re/im)
+        x = x.reshape(-1, 2, f, t).permute(0, 2, 3, 1).float().contiguous()  # (N, F, T, re/im)
         wave = istft(torch.view_as_complex(x).transpose(-1, -2), self.n_fft, self.hop_length, self.window)
         return wave.reshape(*batch, c2 // 2, -1)
 

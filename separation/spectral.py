@@ -17,12 +17,13 @@ def stft_tf(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torc
 
 def istft(spec_tf: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, length: int | None = None) -> torch.Tensor:
     """``torch.istft(spec_tf.transpose(-1, -2), n_fft, hop, window=window, center=True, length=length)``
-    for ``(N, T, F)`` complex ``spec_tf``. Falls back to ``torch.istft`` when ``hop`` does not divide
-    ``n_fft``."""
+    for ``(N, T, F)`` complex ``spec_tf``; missing top bins (``F < n_fft // 2 + 1``, as the model's
+    ``dim_f`` leaves) are zeros. Falls back to ``torch.istft`` when ``hop`` does not divide ``n_fft``."""
     count, frames = spec_tf.shape[0], spec_tf.shape[1]
     start = n_fft // 2
     length = hop * (frames - 1) if length is None else length
     if n_fft % hop:
+        spec_tf = torch.nn.functional.pad(spec_tf, (0, n_fft // 2 + 1 - spec_tf.shape[-1]))
         return torch.istft(spec_tf.transpose(-1, -2), n_fft, hop, window=window, center=True, length=length)
     if start + length > hop * (frames - 1) + n_fft:
         raise ValueError(f"{frames} STFT frames cannot give {length} samples")

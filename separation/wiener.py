@@ -42,13 +42,13 @@ def filter_stft_(y: torch.Tensor, x: torch.Tensor, iterations: int = 1) -> None:
 
     Stereo runs the fused numba loops of :mod:`separation.wiener_kernels`; other channel counts the
     torch EM below."""
-    scale = max(1.0, float(_energy(x).max().sqrt()) / 10.0) if iterations else 1.0  # norbert's numerical scaling
     if x.shape[0] == 2:
         from . import wiener_kernels
         import numba
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        wiener_kernels.wiener_stereo_inplace(y.numpy(), x.numpy(), iterations, scale)
+        wiener_kernels.wiener_stereo_inplace(y.numpy(), x.numpy(), iterations)
         return
+    scale = max(1.0, float(_energy(x).max().sqrt()) / 10.0) if iterations else 1.0  # norbert's numerical scaling
     v = _energy(y).sqrt().transpose(-1, -2)  # abs() of complex is slow
     y.copy_(_wiener_torch(v, x.transpose(-1, -2), iterations, scale).transpose(-1, -2))
 
@@ -113,14 +113,14 @@ def refine(mix: np.ndarray, estimates: np.ndarray, iterations: int = 1, n_fft: i
 
 
 def refine_stream(mix, blocks: Iterator[np.ndarray], iterations: int = 1, n_fft: int = N_FFT,
-                  segment: int = int(SEGMENT_SECONDS * SAMPLE_RATE)) -> Iterator[np.ndarray]:
+                  segment: int = int(SEGMENT_SECONDS * SAMPLE_RATE), hop: int | None = None) -> Iterator[np.ndarray]:
     """Filter a stream of ``(S, C, n)`` estimate blocks (in order, covering ``mix``) segment by segment.
 
     Each segment is filtered with ``n_fft`` samples of context on both sides and only its own
     samples are emitted; segments start on the STFT's hop grid, so with ``iterations`` 0 the
     result is the whole-track filter's, and with EM only the covariances are per segment."""
     mix = np.asarray(mix, dtype=np.float32)
-    length, context, hop = mix.shape[-1], n_fft, n_fft // 4
+    length, context, hop = mix.shape[-1], n_fft, hop or n_fft // 4
     segment = max(hop, segment // hop * hop)
     buffered: list[np.ndarray] = []
     origin = 0       # track position of the first buffered sample
@@ -131,7 +131,7 @@ def refine_stream(mix, blocks: Iterator[np.ndarray], iterations: int = 1, n_fft:
         nonlocal buffered, origin
         est = np.concatenate(buffered, axis=-1)
         lo, hi = max(0, emitted - context), min(have, upto + context)
-        part = refine(mix[:, lo:hi], est[..., lo - origin:hi - origin], iterations, n_fft)
+        part = refine(mix[:, lo:hi], est[..., lo - origin:hi - origin], iterations, n_fft, hop)
         keep = max(0, upto - context) - origin  # drop what the next segment no longer needs as context
         buffered, origin = [est[..., keep:]], origin + keep
         return part[..., emitted - lo:upto - lo]

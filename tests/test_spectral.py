@@ -25,6 +25,15 @@ def test_istft_equals_torch_istft(n_fft, hop, length):
                                atol=1e-5 * float(ref.abs().max()), rtol=0)
 
 
+@pytest.mark.parametrize("n_fft,hop", [(2048, 512), (512, 384)])
+def test_istft_zero_fills_missing_top_bins(n_fft, hop):
+    window = torch.hann_window(n_fft)
+    spec = stft_tf(torch.randn(2, 20_000), n_fft, hop, window)
+    cut = spec[..., : n_fft // 4]  # the model keeps dim_f < n_fft // 2 + 1 bins
+    full = torch.cat([cut, torch.zeros(*cut.shape[:-1], spec.shape[-1] - cut.shape[-1], dtype=cut.dtype)], -1)
+    torch.testing.assert_close(istft(cut, n_fft, hop, window), istft(full, n_fft, hop, window), atol=1e-6, rtol=0)
+
+
 def test_istft_refuses_a_length_its_frames_cannot_give():
     window = torch.hann_window(1024)
     spec = stft_tf(torch.randn(1, 5000), 1024, 256, window)
