@@ -13,7 +13,7 @@ it in a new process still takes ~0.8 s, which :func:`preload` moves off the crit
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 
 BIN_BLOCK = 64  # bins per task in the covariance pass: their running sums stay in registers/L1
 
@@ -135,7 +135,12 @@ def wiener_stereo_inplace(y, x, iterations):
         em_update_inplace(y, x, r00, r11, r01, scale, scale if it == iterations - 1 else 1.0)
 
 
+# The one signature the filter is called with: C-contiguous complex64 STFTs and the iteration count.
+SIGNATURE = (types.complex64[:, :, :, ::1], types.complex64[:, :, ::1], types.int64)
+
+
 def preload() -> None:
-    """Load (or compile) the filter for the array types :func:`wiener_stereo_inplace` is called with,
-    on tiny arrays: the Runner starts this in a thread while the model runs."""
-    wiener_stereo_inplace(np.zeros((1, 2, 1, 1), np.complex64), np.zeros((2, 1, 1), np.complex64), 1)
+    """Load (or compile) the filter for :data:`SIGNATURE` without running it: the Runner does this in
+    a thread while the model runs. Not running it keeps numba's worker threads owned by the main
+    thread (they start at the first call), so later forks (museval workers) come from their owner."""
+    wiener_stereo_inplace.compile(SIGNATURE)
