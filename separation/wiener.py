@@ -42,6 +42,8 @@ def filter_stft_(y: torch.Tensor, x: torch.Tensor, iterations: int = 1) -> None:
 
     Stereo runs the fused numba loops of :mod:`separation.wiener_kernels`; other channel counts the
     torch EM below."""
+    if not (y.is_contiguous() and x.is_contiguous()):
+        raise ValueError("filter_stft_ works in place on contiguous (S, C, T, F) / (C, T, F) STFTs")
     if x.shape[0] == 2:
         from . import wiener_kernels
         import numba
