@@ -27,9 +27,9 @@ def keep_freed_memory() -> bool:
 
     By default glibc maps every block over 128 KB-32 MB afresh with ``mmap`` and unmaps it on free, so
     each large temporary (STFT frames, Wiener blocks, output buffers) is page-faulted in again; on the
-    project's VMs that was a fifth of a 3-minute separation's wall time (29.5 s against ~23 s, see
-    the README). This is what PyTorch's CPU tuning guide gets from jemalloc/tcmalloc, here with
-    ``mallopt`` and no extra library; peak RSS grows (1.7 to 2.3 GB on the 3-minute track).
+    project's VMs that was about a sixth of a 3-minute separation's wall time (median 27.3 s against
+    23.0 s, sys time 9.1 s against 4.3 s, session 10). This is what PyTorch's CPU tuning guide gets from
+    jemalloc/tcmalloc, here with ``mallopt`` and no extra library; peak RSS grows (1.6 to 2.2 GB there).
     ``DRUMSEP_KEEP_FREED_MEMORY=0`` turns it off. Returns whether it took effect (glibc only)."""
     import ctypes
     import os

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .wiener import N_FFT as WIENER_N_FFT
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -108,8 +110,9 @@ class Runner:
             :func:`taper_window`); ``msst`` is the default for comparability with the peers.
         wiener: None (off, MSST's output) or the EM iterations of the multichannel Wiener
             post-filter (:mod:`separation.wiener`; 0 is a plain ratio mask).
-        wiener_hop: the filter's STFT hop (its n_fft is 4096); None is Open-Unmix's 1024, 2048
-            halves the filter's cost for about -0.1 dB (README, *The Wiener post-filter's cost*).
+        wiener_hop: the filter's STFT hop (its n_fft is :data:`separation.wiener.N_FFT`); None is
+            Open-Unmix's 1024, 2048 halves the filter's cost for about -0.1 dB (README, *The Wiener
+            post-filter, fused*).
     """
 
     def __init__(self, model: torch.nn.Module | Callable, chunk_size: int, num_overlap: int = 4,
@@ -127,8 +130,8 @@ class Runner:
         self.precision, self.progress, self.window_kind = precision, progress, window
         if wiener is not None and wiener < 0:
             raise ValueError("wiener must be None (off) or >= 0 EM iterations")
-        if wiener_hop is not None and (wiener_hop < 1 or 4096 % wiener_hop):
-            raise ValueError("wiener_hop must divide the filter's n_fft of 4096 (1024 or 2048)")
+        if wiener_hop is not None and (wiener_hop < 1 or WIENER_N_FFT % wiener_hop):
+            raise ValueError(f"wiener_hop must divide the filter's n_fft of {WIENER_N_FFT} (1024 or 2048)")
         self.wiener, self.wiener_hop = wiener, wiener_hop
         if wiener is not None:  # load the compiled filter while the model runs (~0.8 s in a new process)
             from .wiener_kernels import preload
