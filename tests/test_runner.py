@@ -94,6 +94,25 @@ def test_chunk_plan_matches_msst_semantics():
     assert ChunkPlan(length=2 * plan.border, chunk_size=CHUNK, num_overlap=4).pad == 0
 
 
+@pytest.mark.parametrize("num_overlap", [2, 4, 8])
+def test_chunks_wholly_in_the_right_pad_are_not_computed(chunk_model, num_overlap):
+    length = 9 * CHUNK + 123
+    plan = ChunkPlan(length=length, chunk_size=CHUNK, num_overlap=num_overlap)
+    assert plan.total_chunks - plan.num_chunks >= num_overlap - 1  # MSST's dead chunks
+    assert plan.start(plan.num_chunks - 1) < plan.pad + length <= plan.start(plan.num_chunks)
+    calls = []
+
+    def counting(x):
+        calls.append(x.shape[0])
+        return chunk_model(x)
+
+    mix = np.random.default_rng(1).standard_normal((2, length)).astype(np.float32)
+    out = Runner(counting, CHUNK, num_overlap=num_overlap, progress=False).separate(mix)
+    assert sum(calls) == plan.num_chunks
+    # MSST computes them all; the cropped-away ones change no sample.
+    np.testing.assert_array_equal(out, reference_separate(chunk_model, mix, CHUNK, num_overlap))
+
+
 def test_bf16_cpu_autocast_stays_close(tiny_model, rng):
     mix = rng.standard_normal((2, 3 * CHUNK)).astype(np.float32)
     fp32 = Runner(tiny_model, CHUNK, progress=False).separate(mix)
