@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 fail() { echo "setup error: $*" >&2; exit 1; }
 
 # 1. System packages: ffmpeg (museval imports musdb -> stempeg, which needs it) and the
-#    real multi-sampled drum kits the data renderer uses.
+#    real multi-sampled drum kits the data renderer uses (Hydrogen kits, a small GM SoundFont).
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 [ -f /usr/share/hydrogen/data/drumkits/GMRockKit/drumkit.xml ] || need_apt+=(hydrogen-drumkits hydrogen-data)
+[ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || need_apt+=(timgm6mb-soundfont)  # 6 MB of GM drum kits (drumdata.soundfonts)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || command -v sudo >/dev/null 2>&1; }; then
