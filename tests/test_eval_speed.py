@@ -38,6 +38,7 @@ def test_speed_cli_json_fields(tmp_path, capsys):
     assert report["machine"]["torch"] == torch.__version__ and report["machine"]["cores"] >= 1
     ref = report["reference_impl"]
     assert ref["max_abs_diff_vs_runner"] < 1e-4 and report["speed_ratio_vs_reference_impl"] > 0
+    assert 1 <= report["num_chunks"] <= report["msst_chunks"]
     assert report["audio"] == {"seconds": 0.5, "sample_rate": 22050, "channels": 1}
     assert report["preprocess_seconds"] > 0 and report["seconds"] >= report["runner_seconds"]
 
