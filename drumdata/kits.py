@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from separation.audio import read_audio
+from separation.audio import SAMPLE_RATE, read_audio
 from separation.errors import AudioError, UserError
 
 from . import STEMS
@@ -28,6 +29,7 @@ from .kit_tables import DEFAULT_SPLITS, KIT_KIND, KIT_ROLES
 DEFAULT_KITS_DIR = Path("/usr/share/hydrogen/data/drumkits")
 INSTALL_HINT = "install the real kits with `sudo apt-get install hydrogen-drumkits hydrogen-data`"
 MAX_SAMPLE_SECONDS = 8.0  # cymbal tails beyond this are inaudible in a 10 s clip; bounds memory
+FADE_SECONDS = 0.05  # a tail cut at MAX_SAMPLE_SECONDS fades out instead of clicking
 
 ROLE_CLASS: dict[str, str] = {
     "kick": "kick",
@@ -238,6 +240,19 @@ def load_kit(name: str, kits_dir: str | Path = DEFAULT_KITS_DIR, load_audio: boo
         if layers:
             kit.instruments.append(Instrument(spec["name"], role, spec["gain"], spec["pan"], layers))
     return kit
+
+
+def write_kit_sample(path: Path, audio: np.ndarray) -> int:
+    """Store one kit sample compactly, as :func:`load_kit` will use it: float32 ``(2, n)`` at
+    44.1 kHz, cut to ``MAX_SAMPLE_SECONDS`` with a short fade-out, as 16-bit FLAC under ``path``
+    (libsndfile reads it by content, whatever the file name). Returns the bytes written."""
+    max_len, fade = int(MAX_SAMPLE_SECONDS * SAMPLE_RATE), int(FADE_SECONDS * SAMPLE_RATE)
+    if audio.shape[1] > max_len:
+        audio = audio[:, :max_len].copy()
+        audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(audio.T, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return path.stat().st_size
 
 
 def usable(kit: Kit) -> bool:

@@ -14,16 +14,11 @@ import argparse
 import shutil
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
-from separation.audio import SAMPLE_RATE, read_audio
+from separation.audio import read_audio
 from separation.errors import AudioError, UserError, exit_on_user_error
 
 from .songs import SONGS_DIR, SONGS_ENV
-from .kits import DEFAULT_KITS_DIR, MAX_SAMPLE_SECONDS, default_split, list_kits, parse_drumkit_xml
-
-FADE_SECONDS = 0.05  # a cut tail fades out instead of clicking
+from .kits import DEFAULT_KITS_DIR, default_split, list_kits, parse_drumkit_xml, write_kit_sample
 
 
 def pack_kit(name: str, kits_dir: Path, out_dir: Path) -> int:
@@ -32,20 +27,13 @@ def pack_kit(name: str, kits_dir: Path, out_dir: Path) -> int:
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src / "drumkit.xml", dst / "drumkit.xml")
     _, _, instruments = parse_drumkit_xml(src / "drumkit.xml")
-    max_len, fade = int(MAX_SAMPLE_SECONDS * SAMPLE_RATE), int(FADE_SECONDS * SAMPLE_RATE)
     written = (dst / "drumkit.xml").stat().st_size
     for fname in sorted({layer[3] for inst in instruments for layer in inst["layers"]}):
         try:
             audio, _ = read_audio(src / fname)
         except AudioError:
             continue  # load_kit skips it too
-        if audio.shape[1] > max_len:
-            audio = audio[:, :max_len].copy()
-            audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-        target = dst / fname
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(target), np.clip(audio.T, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-        written += target.stat().st_size
+        written += write_kit_sample(dst / fname, audio)
     return written
 
 

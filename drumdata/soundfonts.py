@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from separation.atomic_io import atomic_dir
 from separation.audio import SAMPLE_RATE, resample
 from separation.errors import UserError, exit_on_user_error
 
-from .kits import MAX_SAMPLE_SECONDS, ROLE_CLASS, guess_role
+from .kits import MAX_SAMPLE_SECONDS, ROLE_CLASS, guess_role, write_kit_sample
 
 SOUNDFONT_DIR = Path("/usr/share/sounds/sf2")
 INSTALL_HINT = ("install them with `sudo apt-get install fluid-soundfont-gm musescore-general-soundfont-lossless "
@@ -68,6 +67,7 @@ _ADDITIVE = (PAN, DECAY_VOL_ENV, INITIAL_ATTENUATION, COARSE_TUNE, FINE_TUNE, SC
 _DEFAULTS = {PAN: 0, DECAY_VOL_ENV: -12000, INITIAL_ATTENUATION: 0, COARSE_TUNE: 0, FINE_TUNE: 0,
              SAMPLE_MODES: 0, SCALE_TUNING: 100, OVERRIDING_ROOT_KEY: -1}
 LEFT_SAMPLE, RIGHT_SAMPLE = 4, 2
+_PRESET_DATA = ("phdr", "pbag", "pgen", "inst", "ibag", "igen", "shdr")  # the pdta chunks read here
 
 
 @dataclass(frozen=True)
@@ -103,15 +103,15 @@ class SoundFont:
             if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
                 raise UserError(f"{self.path} is not a SoundFont 2 file (no RIFF sfbk header)")
             chunks = self._chunks(f, 12, 8 + struct.unpack("<I", head[4:8])[0])
-        if "smpl" not in chunks or "phdr" not in chunks:
-            raise UserError(f"{self.path} has no sample data or no presets: not a usable SoundFont 2 file")
-        offset, size = chunks["smpl"]
-        self.samples = np.memmap(self.path, dtype="<i2", mode="r", offset=offset, shape=(size // 2,))
-        raw = {}
-        with open(self.path, "rb") as f:
-            for name in ("phdr", "pbag", "pgen", "inst", "ibag", "igen", "shdr"):
+            missing = [name for name in ("smpl", *_PRESET_DATA) if name not in chunks]
+            if missing:
+                raise UserError(f"{self.path} lacks the {', '.join(missing)} chunk(s): not a usable SoundFont 2 file")
+            raw = {}
+            for name in _PRESET_DATA:
                 f.seek(chunks[name][0])
                 raw[name] = f.read(chunks[name][1])
+        offset, size = chunks["smpl"]
+        self.samples = np.memmap(self.path, dtype="<i2", mode="r", offset=offset, shape=(size // 2,))
         self.presets = [(_name(n), p, b, bag) for n, p, b, bag, *_ in _records(raw["phdr"], "<20sHHHIII")]
         self.preset_bags = [g for g, _ in _records(raw["pbag"], "<HH")]
         self.preset_gens = _gens(raw["pgen"])
@@ -157,9 +157,9 @@ class SoundFont:
                 vel = _intersect(pgens.get(VEL_RANGE, (0, 127)), igens.get(VEL_RANGE, (0, 127)))
                 if vel is None:
                     continue
-                gens = {g: igens.get(g, _DEFAULTS.get(g, 0)) for g in set(_DEFAULTS) | set(igens)}
+                gens = {**_DEFAULTS, **igens}
                 for g in _ADDITIVE:
-                    gens[g] = gens.get(g, _DEFAULTS[g]) + pgens.get(g, 0)
+                    gens[g] += pgens.get(g, 0)
                 key_range = _intersect(pgens.get(KEY_RANGE, (0, 127)), igens.get(KEY_RANGE, (0, 127)))
                 out.append(Zone(key_range, vel, gens, self.headers[igens[SAMPLE_ID]]))
         return out
@@ -238,11 +238,10 @@ def key_layers(font: SoundFont, preset: int, key: int) -> list[tuple[tuple[int, 
         left, right = _pan_gains(pan)
         by_vel.setdefault(zone.vel_range, []).append(np.stack([mono * left, mono * right]))
     layers = []
-    for vel, parts in sorted(by_vel.items()):
-        n = min(max(p.shape[1] for p in parts), int(MAX_SAMPLE_SECONDS * SAMPLE_RATE))
-        audio = np.zeros((2, n), np.float32)
+    for vel, parts in sorted(by_vel.items()):  # cut to MAX_SAMPLE_SECONDS when stored (write_kit_sample)
+        audio = np.zeros((2, max(p.shape[1] for p in parts)), np.float32)
         for p in parts:
-            audio[:, :min(n, p.shape[1])] += p[:, :n]
+            audio[:, :p.shape[1]] += p
         layers.append((vel, audio))
     return layers
 
@@ -266,7 +265,7 @@ def write_kit(font: SoundFont, preset: int, kit_name: str, out_dir: Path) -> dic
                 ET.SubElement(inst, tag).text = str(text)
             for j, ((vmin, vmax), audio) in enumerate(layers):
                 fname = f"key{key}_v{j}.flac"
-                sf.write(str(tmp / fname), np.clip(audio.T, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+                write_kit_sample(tmp / fname, audio)
                 layer = ET.SubElement(inst, "layer")
                 for tag, text in (("filename", fname), ("min", vmin / 127), ("max", vmax / 127), ("gain", 1)):
                     ET.SubElement(layer, tag).text = str(text)
