@@ -4,8 +4,10 @@
 # the full-size GPU speed sweep. Each run is a NAME and its own train.onthefly_teacher flags:
 #   scripts/gpu_teacher_session.sh NAME "FLAGS" [NAME "FLAGS" ...]
 # With no arguments: the first session's pair, mse_stft against snr_floor from scratch.
-# Env: MIN BATCH HOURS WORKERS EVERY VAL (training), SPEED_TIMEOUT (0 = no speed sweep) and
+# Env: KITS (default .kits), MIN BATCH HOURS WORKERS EVERY VAL (training), SPEED_TIMEOUT (0 = no speed sweep) and
 # SPEED_SETTINGS (eval.timing.gpu_speed --settings, e.g. torch:bf16:8,compile:bf16:8).
+# KITS=.gpukits with `tar -xf .gpucarry/kits.tar` first: the packed kits made small enough to carry by
+# `python -m drumdata.carry_kits` (identical samples stored once, as links).
 # Each run comes back as one NAME.tar (best.ckpt/.yaml, curve.json): the device returns at most 8 files.
 # Wheels for what the GPU image lacks (soundfile, cffi, pycparser, soxr) travel in .whl.
 set -u
@@ -16,11 +18,12 @@ if [ -z "${NO_WHEELS:-}" ] && ls .whl/*.whl >/dev/null 2>&1; then  # NO_WHEELS=1
 fi
 export PYTHONUNBUFFERED=1
 # the GPU image has no hydrogen-data: --grooves songs|mixed read the songs pack_kits copied
-[ -d .kits/demo_songs ] && export DRUMSEP_SONGS_DIR=$PWD/.kits/demo_songs
+KITS=${KITS:-.kits}  # a folder of packed kits (a smaller, deduplicated copy fits the 64-MiB carry)
+[ -d "$KITS/demo_songs" ] && export DRUMSEP_SONGS_DIR=$PWD/$KITS/demo_songs
 PY=${PY:-python3}
 [ $# -eq 0 ] && set -- mse_stft "--loss mse_stft" snr_floor "--loss snr_floor"
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null | tee "$OUT/log.txt"
-common="--minutes ${MIN:-6} --batch-size ${BATCH:-16} --bank-hours ${HOURS:-3} --clip-seconds 8 --kits-dir .kits
+common="--minutes ${MIN:-6} --batch-size ${BATCH:-16} --bank-hours ${HOURS:-3} --clip-seconds 8 --kits-dir $KITS
         --workers ${WORKERS:-7} --eval-every ${EVERY:-40} --val-clips ${VAL:-64}"
 set -f  # the flags hold `*` (loss weights): no globbing
 while [ $# -ge 2 ]; do
