@@ -128,3 +128,19 @@ def test_backend_table_repeats_report_medians_of_interleaved_rounds(tmp_path):
     assert wino_row["null_db_vs_torch_fp32"] < -60
     with pytest.raises(SystemExit):
         main(["--config", str(config), "--backends", "torch", "--repeats", "0"])
+
+
+def test_profile_groups_cpu_ops_and_gpu_kernels(tiny_model):
+    """eval.profile's CPU path on a tiny model, and the kernel names a GPU profile groups (CI has no GPU)."""
+    from eval.timing.profile import kernel_class, profile_chunk
+
+    report = profile_chunk(tiny_model, tiny_model.spec.audio.chunk_size)
+    assert report["wall_seconds"] > 0
+    assert abs(sum(report["share_by_class"].values()) - 1) < 0.01
+    assert report["seconds_by_class"]["convolution"] > 0
+    assert kernel_class("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc") == "convolution"
+    assert kernel_class("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64") == "gemm"
+    assert kernel_class("void at::native::batch_norm_collect_statistics_kernel<float>") == "instance_norm"
+    assert kernel_class("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>") == "gelu"
+    assert kernel_class("void at::native::vectorized_elementwise_kernel<4, CUDAFunctor_add<float>>") == "elementwise"
+    assert kernel_class("regular_fft_kernel") == "fft"
