@@ -7,6 +7,7 @@ on whatever device it lives on, so a GPU never waits for a data loader.
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -56,11 +57,43 @@ def _render_kit(args: tuple) -> np.ndarray:
     return out
 
 
+def parse_kit_weights(specs: list[str] | tuple[str, ...]) -> list[tuple[str, float]]:
+    """``["sf2-*=0.5", ...]`` -> ``[("sf2-*", 0.5), ...]`` (shell patterns on kit names, weights >= 0)."""
+    out = []
+    for spec in specs:
+        pattern, sep, value = spec.rpartition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or not pattern or weight < 0:
+            raise UserError(f"kit weight {spec!r} is not PATTERN=WEIGHT with a weight >= 0 (e.g. 'sf2-*=0.5')")
+        out.append((pattern, weight))
+    return out
+
+
+def clips_per_kit(kits: list[str], n_clips: int,
+                  weights: list[tuple[str, float]] | None = None) -> list[int]:
+    """How many of ``n_clips`` each kit renders: even shares, or shares proportional to the weight
+    of the first matching ``(pattern, weight)`` (1 for a kit no pattern matches)."""
+    w = [next((wt for pat, wt in (weights or []) if fnmatch.fnmatch(k, pat)), 1.0) for k in kits]
+    if sum(w) <= 0:
+        raise UserError("every kit has weight 0: nothing to render")
+    exact = [n_clips * x / sum(w) for x in w]
+    counts = [math.floor(e) for e in exact]
+    # hand the rounding remainder to the largest fractions, first kit first on ties
+    for i in sorted(range(len(kits)), key=lambda i: counts[i] - exact[i])[: n_clips - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
 def render_bank(kits: list[str], hours: float, clip_seconds: float = 6.0, seed: int = 0,
                 kits_dir: str | Path = DEFAULT_KITS_DIR, workers: int | None = None,
-                grooves: str = "procedural") -> torch.Tensor:
-    """``hours`` of clips spread evenly over ``kits``: float16 tensor ``(N, 5, 2, n)``.
+                grooves: str = "procedural", kit_weights: list[tuple[str, float]] | None = None) -> torch.Tensor:
+    """``hours`` of clips spread over ``kits``: float16 tensor ``(N, 5, 2, n)``.
 
+    Evenly, or in proportion to ``kit_weights`` (:func:`clips_per_kit`; e.g. ``[("sf2-*", 0.5)]``
+    gives each SoundFont kit half a Hydrogen kit's share).
     ``grooves``: "procedural", "songs" or "mixed", as in :func:`drumdata.mixer.render_clip`.
 
     Clip ``i`` of kit ``k`` depends on ``(seed, k's position, i)`` only, whatever ``workers`` is.
@@ -68,7 +101,7 @@ def render_bank(kits: list[str], hours: float, clip_seconds: float = 6.0, seed: 
     if not kits:
         raise ValueError("no kits to render from")
     n_clips = max(len(kits), math.ceil(hours * 3600 / clip_seconds))
-    per_kit = [n_clips // len(kits) + (i < n_clips % len(kits)) for i in range(len(kits))]
+    per_kit = clips_per_kit(kits, n_clips, kit_weights)
     jobs = [(k, str(kits_dir), clip_seconds, seed, i << 20, c, grooves)
             for i, (k, c) in enumerate(zip(kits, per_kit)) if c]
     workers = workers or max(1, (os.cpu_count() or 2) - 1)

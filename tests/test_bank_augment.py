@@ -1,6 +1,7 @@
-"""The training bank's spectral-tilt augmentation (drumdata.bank.tilt_eq / draw_batch(eq=...))."""
+"""The training bank: spectral-tilt augmentation (drumdata.bank.tilt_eq / draw_batch(eq=...)) and per-kit shares."""
 import math
 
+import pytest
 import torch
 
 from drumdata.bank import draw_batch, tilt_eq
@@ -38,3 +39,26 @@ def test_draw_batch_eq_only_tilts_the_same_crops():
     assert torch.allclose(box(box(stems))[..., 20:-20], box(box(plain))[..., 20:-20], atol=0.15)
     ratio = stems.pow(2).mean((-2, -1)) / plain.pow(2).mean((-2, -1))
     assert ratio.std() > 0.01  # each stem got its own tilt
+
+
+def test_kit_weights_set_each_kits_share_of_the_bank(tmp_path):
+    """--kit-weight: SoundFont kits at half a Hydrogen kit's share; bad specs fail before rendering."""
+    from drumdata.bank import clips_per_kit, parse_kit_weights
+    from separation.errors import UserError
+    from train.onthefly_teacher import main
+
+    kits = ["GMRockKit", "sf2-FluidR3_GM-Standard", "sf2-FluidR3_GM-Jazz", "Audiophob"]
+    assert clips_per_kit(kits, 10) == [3, 3, 2, 2]  # even, remainder to the first
+    weights = parse_kit_weights(["sf2-*=0.5"])
+    assert weights == [("sf2-*", 0.5)]
+    assert clips_per_kit(kits, 300, weights) == [100, 50, 50, 100]
+    assert sum(clips_per_kit(kits, 7, weights)) == 7
+    assert clips_per_kit(kits, 300, parse_kit_weights(["sf2-*=0", "*=1"])) == [150, 0, 0, 150]
+    for bad in (["sf2-*"], ["=1"], ["sf2-*=-1"], ["sf2-*=x"]):
+        with pytest.raises(UserError, match="PATTERN=WEIGHT"):
+            parse_kit_weights(bad)
+    with pytest.raises(UserError, match="weight 0"):
+        clips_per_kit(kits, 10, [("*", 0.0)])
+    with pytest.raises(UserError, match="PATTERN=WEIGHT"):
+        main(["--out", str(tmp_path / "run"), "--kit-weight", "sf2-*", "--kits-dir", str(tmp_path / "no-kits")])
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from drumdata import STEMS
-from drumdata.bank import activity, draw_batch, kits_for_split, render_bank
+from drumdata.bank import activity, draw_batch, kits_for_split, parse_kit_weights, render_bank
 from drumdata.kits import DEFAULT_KITS_DIR
 from drumdata.songs import load_songs
 from eval.timing.benchlib import machine_info
@@ -35,6 +35,7 @@ from eval.scoring.metrics import active_mask, utterance_sdr
 from separation.atomic_io import atomic_write_bytes
 from separation.checkpoint import save_model
 from separation.config import ModelSpec
+from separation.errors import exit_on_user_error
 from separation.model import TFC_TDF_net
 from separation.pretrained import MODELS_DIR
 
@@ -96,6 +97,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clip-seconds", type=float, default=8.0)
     p.add_argument("--grooves", default="procedural", choices=["procedural", "songs", "mixed"],
                    help="training clips' patterns: procedural, Hydrogen's song patterns, or both")
+    p.add_argument("--kit-weight", action="append", default=[], metavar="PATTERN=WEIGHT",
+                   help="training kits matching PATTERN render WEIGHT x an even share (repeatable; e.g. 'sf2-*=0.5')")
     p.add_argument("--eq", type=float, default=0.0,
                    help="per-stem random spectral tilt in [-eq, eq] (drumdata.bank.tilt_eq; 0 = off)")
     p.add_argument("--val-clips", type=int, default=48)
@@ -126,12 +129,14 @@ def main(argv=None) -> dict:
     # a teacher that cannot teach this student fails here, in one sentence, before anything is rendered
     teacher = load_frozen_teacher(args.teacher, spec, device) if args.teacher else None
 
+    kit_weights = parse_kit_weights(args.kit_weight)  # a typo fails here, before rendering
     t0 = time.time()
     if args.grooves != "procedural":
         load_songs()  # a machine without the demo songs fails here, in one sentence, before rendering
     train_kits, valid_kits = kits_for_split("train", args.kits_dir), kits_for_split("valid", args.kits_dir)
     bank = render_bank(train_kits, args.bank_hours, args.clip_seconds,
-                       args.seed, args.kits_dir, args.workers, grooves=args.grooves).to(device)
+                       args.seed, args.kits_dir, args.workers, grooves=args.grooves,
+                       kit_weights=kit_weights).to(device)
     val = render_bank(valid_kits, args.val_clips * crop / 44100 / 3600,
                       crop / 44100, args.seed + 1, args.kits_dir, args.workers)
     val_stems = val[..., :crop].float().to(device)
@@ -159,7 +164,7 @@ def main(argv=None) -> dict:
     meta = {"command": "python -m train.onthefly_teacher " + " ".join(argv if argv is not None else sys.argv[1:]),
             "loss": args.loss, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "machine": machine_info(),
             "bank_clips": bank.shape[0], "clip_seconds": args.clip_seconds, "batch_size": args.batch_size,
-            "crop_samples": crop, "train_kits": train_kits, "teacher": args.teacher, "alpha": args.alpha,
+            "crop_samples": crop, "train_kits": train_kits, "kit_weights": args.kit_weight, "teacher": args.teacher, "alpha": args.alpha,
             "valid_kits": valid_kits}
     meta = json.loads(json.dumps(meta, default=str))  # plain types: it goes into YAML and JSON
 
@@ -213,4 +218,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)()
