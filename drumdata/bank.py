@@ -65,8 +65,8 @@ def parse_kit_weights(specs: list[str] | tuple[str, ...]) -> list[tuple[str, flo
         try:
             weight = float(value)
         except ValueError:
-            weight = -1.0
-        if not sep or not pattern or weight < 0:
+            weight = math.nan
+        if not sep or not pattern or not weight >= 0:  # NaN fails the comparison too
             raise UserError(f"kit weight {spec!r} is not PATTERN=WEIGHT with a weight >= 0 (e.g. 'sf2-*=0.5')")
         out.append((pattern, weight))
     return out

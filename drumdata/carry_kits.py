@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import hashlib
+import io
 import os
 import tarfile
-import tempfile
 from pathlib import Path
 
+from separation.atomic_io import atomic_file
 from separation.errors import UserError, exit_on_user_error
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def pack_for_carry(src: str | Path, out: str | Path, skip: tuple[str, ...] = (),
@@ -37,32 +34,25 @@ def pack_for_carry(src: str | Path, out: str | Path, skip: tuple[str, ...] = (),
                   if p.is_dir() and not any(fnmatch.fnmatch(p.name, pat) for pat in skip))
     if not kits:
         raise UserError(f"every kit in {src} matched --skip {list(skip)}: nothing to pack")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
     first_copy: dict[str, str] = {}  # sha256 -> member name of the stored file
     stats = {"kits": kits, "files": 0, "links": 0, "bytes": 0}
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:  # PAX headers add ~1 KiB a file
-            for kit in kits:
-                for path in sorted(p for p in (src / kit).rglob("*") if p.is_file()):
-                    member = f"{name}/{path.relative_to(src).as_posix()}"
-                    digest = _digest(path)
-                    if digest in first_copy:
-                        info = tarfile.TarInfo(member)
-                        info.type = tarfile.SYMTYPE
-                        info.linkname = os.path.relpath(first_copy[digest], os.path.dirname(member))
-                        tar.addfile(info)
-                        stats["links"] += 1
-                    else:
-                        tar.add(path, arcname=member, recursive=False)
-                        first_copy[digest] = member
-                        stats["files"] += 1
-                        stats["bytes"] += path.stat().st_size
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as tmp, tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:  # PAX: ~1 KiB more a file
+        for kit in kits:
+            for path in sorted(p for p in (src / kit).rglob("*") if p.is_file()):
+                member = f"{name}/{path.relative_to(src).as_posix()}"
+                data = path.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
+                if digest in first_copy:
+                    info = tarfile.TarInfo(member)
+                    info.type = tarfile.SYMTYPE
+                    info.linkname = os.path.relpath(first_copy[digest], os.path.dirname(member))
+                    tar.addfile(info)
+                    stats["links"] += 1
+                else:
+                    tar.addfile(tar.gettarinfo(path, arcname=member), io.BytesIO(data))
+                    first_copy[digest] = member
+                    stats["files"] += 1
+                    stats["bytes"] += len(data)
     return stats
 
 

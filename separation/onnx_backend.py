@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic_io import atomic_file
 from .config import ModelSpec
 from .errors import UserError
 from .model import STFT, TFC_TDF_net
@@ -51,9 +52,7 @@ def export_onnx(model: TFC_TDF_net, path: str | os.PathLike, opset: int = 17,
         raise UserError(f"exporter={exporter!r}; use one of {', '.join(EXPORTERS)}.")
     core = model.core().eval()
     example = _example(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
+    with atomic_file(path) as tmp:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if exporter == "torchscript":
@@ -66,9 +65,6 @@ def export_onnx(model: TFC_TDF_net, path: str | os.PathLike, opset: int = 17,
                                             dynamic_shapes=({0: batch},), opset_version=max(opset, 18),
                                             dynamo=True, external_data=False)
                 program.save(str(tmp), external_data=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     spec = model.spec
     shapes = layer_shapes_if_nonuniform(model)
     if shapes:  # so the YAML alone describes the exported widths, as save_model's would

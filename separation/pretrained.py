@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic_io import atomic_file
 from .errors import CheckpointError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -118,8 +119,6 @@ def _download(entry: PretrainedEntry, cached: Path) -> Path:
         path = Path(hf_hub_download(entry.repo_id, entry.filename, revision=entry.revision))
     except Exception:  # offline, DNS failure, 404, gated repo: all end in the same instruction
         raise CheckpointError(_where_to_put(entry, cached)) from None
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".part")
-    shutil.copyfile(path, tmp)
-    os.replace(tmp, cached)
+    with atomic_file(cached) as tmp:
+        shutil.copyfile(path, tmp)
     return cached

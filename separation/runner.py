@@ -165,7 +165,7 @@ class Runner:
                     w = fade_window(chunk_size, chunk_size // 10, fade_in, fade_out)
                 else:
                     w = taper_window(chunk_size, step, fade_in, fade_out)
-                self._windows[(fade_in, fade_out)] = w
+                self._windows[(fade_in, fade_out)] = None if w is None else w.to(self.device)
 
     # ------------------------------------------------------------------ public
     def separate(self, mix, sink: Callable[[np.ndarray], None] | None = None):
@@ -267,10 +267,7 @@ class Runner:
         bar.close()
 
     def _window(self, k: int, n: int) -> torch.Tensor | None:
-        window = self._windows[(k > 0, k < n - 1)]
-        if window is not None and window.device != self.device:  # moved once, on first use
-            window = self._windows[(k > 0, k < n - 1)] = window.to(self.device)
-        return window
+        return self._windows[(k > 0, k < n - 1)]
 
 
 def taper_window(chunk_size: int, step: int, fade_in: bool, fade_out: bool) -> torch.Tensor:

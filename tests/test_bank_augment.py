@@ -54,7 +54,7 @@ def test_kit_weights_set_each_kits_share_of_the_bank(tmp_path):
     assert clips_per_kit(kits, 300, weights) == [100, 50, 50, 100]
     assert sum(clips_per_kit(kits, 7, weights)) == 7
     assert clips_per_kit(kits, 300, parse_kit_weights(["sf2-*=0", "*=1"])) == [150, 0, 0, 150]
-    for bad in (["sf2-*"], ["=1"], ["sf2-*=-1"], ["sf2-*=x"]):
+    for bad in (["sf2-*"], ["=1"], ["sf2-*=-1"], ["sf2-*=x"], ["sf2-*=nan"]):
         with pytest.raises(UserError, match="PATTERN=WEIGHT"):
             parse_kit_weights(bad)
     with pytest.raises(UserError, match="weight 0"):

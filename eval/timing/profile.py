@@ -145,22 +145,20 @@ def main(argv=None) -> dict:
     if args.device == "cuda":
         if not torch.cuda.is_available():
             raise SystemExit("--device cuda: torch sees no CUDA device on this machine")
-        report = profile_chunk_cuda(model, chunk, args.batch, args.precision)
-        flops = count_chunk_flops(model, chunk, device="cuda")
-        gflop = flops / 1e9 if flops else None
-        best = min(t for t in (report["eager_seconds_per_batch"], report["cuda_graph_seconds_per_batch"])
-                   if isinstance(t, float))
-        report.update({"chunk_size": chunk, "gflop_per_chunk": gflop,
-                       "achieved_tflops": gflop * args.batch / best / 1e3 if gflop else None,
-                       "machine": machine_info(), "command": command_string("eval.profile", argv)})
+        report = profile_chunk_cuda(model, chunk, args.batch, args.precision)  # moves the model there
     else:
         report = profile_chunk(model, chunk)
-        flops = count_chunk_flops(model, chunk)
-        gflop = flops / 1e9 if flops else None
-        report.update({"chunk_size": chunk, "gflop_per_chunk": gflop,
-                       "achieved_gflops": gflop / report["wall_seconds"] if gflop else None,
-                       "matmul_peak_gflops": matmul_peak_gflops(), "machine": machine_info(),
-                       "command": command_string("eval.profile", argv)})
+    flops = count_chunk_flops(model, chunk, device=args.device)
+    gflop = flops / 1e9 if flops else None
+    if args.device == "cuda":
+        best = min(t for t in (report["eager_seconds_per_batch"], report["cuda_graph_seconds_per_batch"])
+                   if isinstance(t, float))
+        report["achieved_tflops"] = gflop * args.batch / best / 1e3 if gflop else None
+    else:
+        report["achieved_gflops"] = gflop / report["wall_seconds"] if gflop else None
+        report["matmul_peak_gflops"] = matmul_peak_gflops()
+    report.update({"chunk_size": chunk, "gflop_per_chunk": gflop, "machine": machine_info(),
+                   "command": command_string("eval.profile", argv)})
     text = json.dumps(report, indent=1)
     if args.out:
         from separation.atomic_io import atomic_write_text
