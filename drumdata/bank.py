@@ -87,6 +87,41 @@ def clips_per_kit(kits: list[str], n_clips: int,
     return counts
 
 
+def parse_kit_stems(specs: list[str] | tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """``["sf2-*=hh,cymbals", ...]`` -> ``[("sf2-*", ("hh", "cymbals")), ...]``: kits matching the
+    shell pattern lend only those stems to training batches (names from :data:`drumdata.STEMS`)."""
+    out = []
+    for spec in specs:
+        pattern, sep, value = spec.rpartition("=")
+        stems = tuple(s.strip() for s in value.split(",") if s.strip())
+        if not sep or not pattern or not stems or any(s not in STEMS for s in stems):
+            raise UserError(f"kit stems {spec!r} is not PATTERN=STEM[,STEM...] with stems from "
+                            f"{', '.join(STEMS)} (e.g. 'sf2-*=hh,cymbals')")
+        out.append((pattern, stems))
+    return out
+
+
+def stem_eligibility(clip_kits: list[str], kit_stems: list[tuple[str, tuple[str, ...]]]) -> torch.Tensor:
+    """``(N, 5)`` bool: may clip ``i`` (of kit ``clip_kits[i]``) lend stem ``k`` to a batch?
+
+    A kit matching a pattern of ``kit_stems`` (first match wins) lends those stems only; any other
+    kit lends all five. A stem no clip may lend is an error, raised before anything trains.
+    """
+    allowed = [next((set(st) for pat, st in kit_stems if fnmatch.fnmatch(k, pat)), set(STEMS)) for k in clip_kits]
+    mask = torch.tensor([[s in a for s in STEMS] for a in allowed], dtype=torch.bool).reshape(-1, len(STEMS))
+    if len(clip_kits) and not mask.any(0).all():
+        missing = [s for s, ok in zip(STEMS, mask.any(0).tolist()) if not ok]
+        raise UserError(f"no training kit lends {', '.join(missing)} under the kit-stem rules {kit_stems}")
+    return mask
+
+
+def bank_clip_kits(kits: list[str], hours: float, clip_seconds: float = 6.0,
+                   kit_weights: list[tuple[str, float]] | None = None) -> list[str]:
+    """The kit of each clip of :func:`render_bank` with the same arguments, in bank order."""
+    n_clips = max(len(kits), math.ceil(hours * 3600 / clip_seconds))
+    return [k for k, c in zip(kits, clips_per_kit(kits, n_clips, kit_weights)) for _ in range(c)]
+
+
 def render_bank(kits: list[str], hours: float, clip_seconds: float = 6.0, seed: int = 0,
                 kits_dir: str | Path = DEFAULT_KITS_DIR, workers: int | None = None,
                 grooves: str = "procedural", kit_weights: list[tuple[str, float]] | None = None) -> torch.Tensor:
@@ -138,13 +173,15 @@ def tilt_eq(stems: torch.Tensor, tilt: torch.Tensor, width: int = 5) -> torch.Te
 
 def draw_batch(bank: torch.Tensor, batch_size: int, crop: int, generator: torch.Generator,
                remix_p: float = 0.5, gain: tuple[float, float] = (0.5, 1.5),
-               eq: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+               eq: float = 0.0, stem_ok: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Random crops: mixture ``(B, 2, crop)`` and stems ``(B, 5, 2, crop)`` (float32).
 
     Each stem comes from the batch item's own clip, or (``remix_p``) from another random clip
     and offset, then gets a random gain, channel swap and polarity, and with ``eq > 0`` a
     random spectral tilt (:func:`tilt_eq`) drawn uniformly from ``[-eq, eq]``; the mixture is
-    their sum.
+    their sum. With ``stem_ok`` (:func:`stem_eligibility`, ``(N, 5)`` bool on the bank's device),
+    a stem drawn from a clip that may not lend it is redrawn from a random clip that may, at a
+    random offset (so such a kit's other stems never reach a batch).
     """
     dev, (n_clips, n_stems, _, n) = bank.device, bank.shape
     rand = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
@@ -153,6 +190,14 @@ def draw_batch(bank: torch.Tensor, batch_size: int, crop: int, generator: torch.
     remix = rand(batch_size, n_stems) < remix_p
     clip[remix] = (rand(int(remix.sum())) * n_clips).long()
     start[remix] = (rand(int(remix.sum())) * (n - crop + 1)).long()
+    if stem_ok is not None:  # drawn only then, so stem_ok=None draws the same batches as before
+        for k in range(n_stems):
+            bad = ~stem_ok[clip[:, k], k]
+            n_bad = int(bad.sum())
+            if n_bad:
+                pool = stem_ok[:, k].nonzero().squeeze(1)
+                clip[bad, k] = pool[(rand(n_bad) * len(pool)).long().clamp_max(len(pool) - 1)]
+                start[bad, k] = (rand(n_bad) * (n - crop + 1)).long()
     stem_idx = torch.arange(n_stems, device=dev)[None, :, None, None]
     chan = torch.arange(2, device=dev)[None, None, :, None]
     swap = (rand(batch_size, n_stems) < 0.5).long()[:, :, None, None]

@@ -62,3 +62,41 @@ def test_kit_weights_set_each_kits_share_of_the_bank(tmp_path):
     with pytest.raises(UserError, match="PATTERN=WEIGHT"):
         main(["--out", str(tmp_path / "run"), "--kit-weight", "sf2-*", "--kits-dir", str(tmp_path / "no-kits")])
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_kit_stems_keep_a_kits_other_stems_out_of_every_batch(tmp_path):
+    """--kit-stems 'sf2-*=hh,cymbals': SoundFont clips lend hi-hats and cymbals only; each stem of
+    each batch item is traced back to its clip, so a forbidden draw cannot hide."""
+    from drumdata.bank import bank_clip_kits, clips_per_kit, parse_kit_stems, stem_eligibility
+    from separation.errors import UserError
+    from train.onthefly_teacher import main
+
+    kits = ["GMRockKit", "sf2-FluidR3_GM-Standard", "Audiophob"]
+    rules = parse_kit_stems(["sf2-*=hh,cymbals"])
+    assert rules == [("sf2-*", ("hh", "cymbals"))]
+    clip_kits = bank_clip_kits(kits, hours=30 * 4 / 3600, clip_seconds=4, kit_weights=[("sf2-*", 2.0)])
+    assert [clip_kits.count(k) for k in kits] == clips_per_kit(kits, 30, [("sf2-*", 2.0)]) == [8, 15, 7]
+    ok = stem_eligibility(clip_kits, rules)
+    assert ok.shape == (30, 5) and ok[8:23, 3:].all() and not ok[8:23, :3].any() and ok[:8].all()
+
+    # clip i holds the value i + 1 everywhere, so every drawn sample names its clip
+    bank = (torch.arange(30, dtype=torch.float32) + 1)[:, None, None, None].expand(30, 5, 2, 500).clone()
+    gen = torch.Generator().manual_seed(3)
+    sources = torch.cat([draw_batch(bank, 16, 100, gen, gain=(1.0, 1.0), stem_ok=ok)[1][..., 0, 0].abs().long() - 1
+                         for _ in range(20)])  # (320, 5) clip index of each drawn stem
+    assert ok[sources, torch.arange(5)].all()
+    sf2 = (sources >= 8) & (sources < 23)
+    assert sf2[:, 3:].float().mean() > 0.3  # their hats and cymbals are used (half the bank is theirs)
+
+    # without stem_ok the draws are the old ones, and they do reach the SoundFont kits' drums
+    plain = draw_batch(bank, 64, 100, torch.Generator().manual_seed(4), gain=(1.0, 1.0))[1]
+    assert ((plain[..., :3, 0, 0].abs().long() - 1).ge(8) & (plain[..., :3, 0, 0].abs().long() - 1).lt(23)).any()
+
+    for bad in (["sf2-*"], ["=hh"], ["sf2-*=hats"], ["sf2-*="]):
+        with pytest.raises(UserError, match="PATTERN=STEM"):
+            parse_kit_stems(bad)
+    with pytest.raises(UserError, match="no training kit lends kick"):
+        stem_eligibility(["sf2-a", "sf2-b"], rules)
+    with pytest.raises(UserError, match="PATTERN=STEM"):
+        main(["--out", str(tmp_path / "run"), "--kit-stems", "sf2-*=hats", "--kits-dir", str(tmp_path / "no-kits")])
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from drumdata import STEMS
-from drumdata.bank import activity, draw_batch, kits_for_split, parse_kit_weights, render_bank
+from drumdata.bank import (activity, bank_clip_kits, draw_batch, kits_for_split, parse_kit_stems,
+                           parse_kit_weights, render_bank, stem_eligibility)
 from drumdata.kits import DEFAULT_KITS_DIR
 from drumdata.songs import load_songs
 from eval.timing.benchlib import machine_info
@@ -99,6 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="training clips' patterns: procedural, Hydrogen's song patterns, or both")
     p.add_argument("--kit-weight", action="append", default=[], metavar="PATTERN=WEIGHT",
                    help="training kits matching PATTERN render WEIGHT x an even share (repeatable; e.g. 'sf2-*=0.5')")
+    p.add_argument("--kit-stems", action="append", default=[], metavar="PATTERN=STEM,...",
+                   help="training kits matching PATTERN lend only these stems to batches; their others are "
+                        "drawn from other kits (repeatable; e.g. 'sf2-*=hh,cymbals')")
     p.add_argument("--eq", type=float, default=0.0,
                    help="per-stem random spectral tilt in [-eq, eq] (drumdata.bank.tilt_eq; 0 = off)")
     p.add_argument("--val-clips", type=int, default=48)
@@ -130,13 +134,19 @@ def main(argv=None) -> dict:
     teacher = load_frozen_teacher(args.teacher, spec, device) if args.teacher else None
 
     kit_weights = parse_kit_weights(args.kit_weight)  # a typo fails here, before rendering
+    kit_stems = parse_kit_stems(args.kit_stems)
     t0 = time.time()
     if args.grooves != "procedural":
         load_songs()  # a machine without the demo songs fails here, in one sentence, before rendering
     train_kits, valid_kits = kits_for_split("train", args.kits_dir), kits_for_split("valid", args.kits_dir)
+    stem_ok = None
+    if kit_stems:  # a rule that leaves a stem with no kit fails here, before rendering
+        stem_ok = stem_eligibility(bank_clip_kits(train_kits, args.bank_hours, args.clip_seconds, kit_weights),
+                                   kit_stems).to(device)
     bank = render_bank(train_kits, args.bank_hours, args.clip_seconds,
                        args.seed, args.kits_dir, args.workers, grooves=args.grooves,
                        kit_weights=kit_weights).to(device)
+    assert stem_ok is None or len(stem_ok) == len(bank), "bank_clip_kits disagrees with render_bank"
     val = render_bank(valid_kits, args.val_clips * crop / 44100 / 3600,
                       crop / 44100, args.seed + 1, args.kits_dir, args.workers)
     val_stems = val[..., :crop].float().to(device)
@@ -164,7 +174,7 @@ def main(argv=None) -> dict:
     meta = {"command": "python -m train.onthefly_teacher " + " ".join(argv if argv is not None else sys.argv[1:]),
             "loss": args.loss, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "machine": machine_info(),
             "bank_clips": bank.shape[0], "clip_seconds": args.clip_seconds, "batch_size": args.batch_size,
-            "crop_samples": crop, "train_kits": train_kits, "kit_weights": args.kit_weight, "teacher": args.teacher, "alpha": args.alpha,
+            "crop_samples": crop, "train_kits": train_kits, "kit_weights": args.kit_weight, "kit_stems": args.kit_stems, "teacher": args.teacher, "alpha": args.alpha,
             "valid_kits": valid_kits}
     meta = json.loads(json.dumps(meta, default=str))  # plain types: it goes into YAML and JSON
 
@@ -196,7 +206,7 @@ def main(argv=None) -> dict:
                 break
         for group in opt.param_groups:
             group["lr"] = lr_at(elapsed / budget, args.lr)
-        mixture, stems = draw_batch(bank, args.batch_size, crop, gen, eq=args.eq)
+        mixture, stems = draw_batch(bank, args.batch_size, crop, gen, eq=args.eq, stem_ok=stem_ok)
         target = stems
         if teacher is not None:
             with torch.no_grad(), torch.autocast(**autocast):
