@@ -144,3 +144,21 @@ def test_profile_groups_cpu_ops_and_gpu_kernels(tiny_model):
     assert kernel_class("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>") == "gelu"
     assert kernel_class("void at::native::vectorized_elementwise_kernel<4, CUDAFunctor_add<float>>") == "elementwise"
     assert kernel_class("regular_fft_kernel") == "fft"
+
+
+def test_profile_channels_last_keeps_the_output(tiny_model, tmp_path):
+    """--channels-last: NHWC weights give the NCHW model's stems (to rounding), and the report says which ran."""
+    import copy
+
+    from eval.timing.profile import main as profile_main
+
+    x = torch.randn(1, 2, tiny_model.spec.audio.chunk_size) * 0.1
+    nhwc = copy.deepcopy(tiny_model).to(memory_format=torch.channels_last)
+    assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+               for p in nhwc.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(x), tiny_model(x), rtol=1e-4, atol=1e-5)
+    config = tmp_path / "tiny.yaml"
+    tiny_model.spec.to_yaml(config)
+    report = profile_main(["--config", str(config), "--channels-last", "--threads", "1", "--out", str(tmp_path / "p.json")])
+    assert report["channels_last"] is True and json.loads((tmp_path / "p.json").read_text())["wall_seconds"] > 0

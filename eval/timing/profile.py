@@ -8,6 +8,10 @@ measured in the same run, so achieved GFLOP/s can be read against it.
 
 ``--device cuda [--batch 8 --precision bf16]``: kernel time per class on a GPU, the share of the
 wall time the GPU was busy, and the same forward replayed from a CUDA graph.
+
+``--channels-last``: the weights (and so every convolution's output) in NHWC memory format, the
+layout cuDNN and oneDNN convolve in; the profile says whether the transposes it saves outweigh
+what NHWC costs the InstanceNorms and the TDF matmuls.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ def _sorted(d: dict, digits: int = 3) -> dict:
 
 
 def profile_chunk(model, chunk_size: int) -> dict:
+    """CPU: wall time of one chunk and the self time of each op class (after a warm-up)."""
     x = torch.randn(1, model.spec.audio.num_channels, chunk_size) * 0.1
     with torch.no_grad():
         model(x)  # warm-up: oneDNN primitive caches
@@ -137,10 +142,13 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--batch", type=int, default=8, help="cuda: chunks per forward")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"], help="cuda: autocast dtype")
+    p.add_argument("--channels-last", action="store_true", help="NHWC weights and activations")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = build_model(args.config, args.model)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     chunk = model.spec.audio.chunk_size
     if args.device == "cuda":
         if not torch.cuda.is_available():
@@ -157,7 +165,7 @@ def main(argv=None) -> dict:
     else:
         report["achieved_gflops"] = gflop / report["wall_seconds"] if gflop else None
         report["matmul_peak_gflops"] = matmul_peak_gflops()
-    report.update({"chunk_size": chunk, "gflop_per_chunk": gflop, "machine": machine_info(),
+    report.update({"chunk_size": chunk, "channels_last": args.channels_last, "gflop_per_chunk": gflop, "machine": machine_info(),
                    "command": command_string("eval.profile", argv)})
     text = json.dumps(report, indent=1)
     if args.out:
