@@ -107,6 +107,9 @@ def stem_eligibility(clip_kits: list[str], kit_stems: list[tuple[str, tuple[str,
     A kit matching a pattern of ``kit_stems`` (first match wins) lends those stems only; any other
     kit lends all five. A stem no clip may lend is an error, raised before anything trains.
     """
+    unmatched = [pat for pat, _ in kit_stems if not any(fnmatch.fnmatch(k, pat) for k in clip_kits)]
+    if clip_kits and unmatched:  # a typo would otherwise train the plain recipe under the rule's name
+        raise UserError(f"kit-stem pattern(s) {', '.join(map(repr, unmatched))} match no training kit")
     allowed = [next((set(st) for pat, st in kit_stems if fnmatch.fnmatch(k, pat)), set(STEMS)) for k in clip_kits]
     mask = torch.tensor([[s in a for s in STEMS] for a in allowed], dtype=torch.bool).reshape(-1, len(STEMS))
     if len(clip_kits) and not mask.any(0).all():

@@ -14,6 +14,7 @@ free-pruned model) says which STFT and stems go with the graph.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -189,6 +190,9 @@ class OpenVinoSeparator(OnnxSeparator):
         self.stft = STFT(a.n_fft, a.hop_length, a.dim_f)
         self.path, self.precision, self.streams = onnx_path, precision, streams
         self.queue = ov.AsyncInferQueue(self.compiled, streams) if streams > 1 else None
+        if self.queue is not None:  # each item's output shape (the batch axis is the only dynamic one)
+            self.item_shape = tuple(d.get_length() for d in list(self.compiled.output(0).get_partial_shape())[1:])
+            self.lock = threading.Lock()
         files = [onnx_path, onnx_path.with_suffix(".bin")] if onnx_path.suffix == ".xml" else [onnx_path]
         self.size_mb = sum(f.stat().st_size for f in files if f.is_file()) / 2**20
         self.num_params = self._count_params(onnx_path) if onnx_path.suffix == ".onnx" else None
@@ -198,13 +202,14 @@ class OpenVinoSeparator(OnnxSeparator):
         if self.queue is None or len(x) == 1:
             out = self.compiled(x)
             return torch.from_numpy(np.asarray(out[self.compiled.output(0)]))
-        results = [None] * len(x)
+        out = np.empty((len(x), *self.item_shape), np.float32)
 
-        def done(request, index):
-            results[index] = request.get_output_tensor(0).data.copy()
+        def done(request, index):  # OpenVINO's thread; each request reuses its output tensor: copy
+            out[index] = request.get_output_tensor(0).data[0]
 
-        self.queue.set_callback(done)
-        for i in range(len(x)):
-            self.queue.start_async({0: x[i:i + 1]}, i)
-        self.queue.wait_all()
-        return torch.from_numpy(np.concatenate(results))
+        with self.lock:  # the queue's callback is shared: one batch at a time
+            self.queue.set_callback(done)
+            for i in range(len(x)):
+                self.queue.start_async({0: x[i:i + 1]}, i)
+            self.queue.wait_all()
+        return torch.from_numpy(out)

@@ -51,6 +51,8 @@ def test_backend_matches_torch_fp32_through_the_runner(tiny_model, backend, monk
     threads = 2 if backend == "openvino-streams" else 1
     separator = prepare_backend(model, backend, threads=threads, log=lambda *_: None)
     assert getattr(separator, "streams", 1) == (2 if backend == "openvino-streams" else 1)
+    # a Runner asked for batch 1 still gives each stream a chunk
+    assert Runner(separator, chunk, batch_size=1, progress=False).batch_size == getattr(separator, "streams", 1)
     out = Runner(separator, chunk, num_overlap=overlap, batch_size=batch, progress=False).separate(mix)
     assert out.shape == reference.shape
     assert null_db(out, reference) <= -60

@@ -95,6 +95,8 @@ def test_kit_stems_keep_a_kits_other_stems_out_of_every_batch(tmp_path):
     for bad in (["sf2-*"], ["=hh"], ["sf2-*=hats"], ["sf2-*="]):
         with pytest.raises(UserError, match="PATTERN=STEM"):
             parse_kit_stems(bad)
+    with pytest.raises(UserError, match="'sf-\\*' match no training kit"):
+        stem_eligibility(clip_kits, parse_kit_stems(["sf-*=hh"]))
     with pytest.raises(UserError, match="no training kit lends kick"):
         stem_eligibility(["sf2-a", "sf2-b"], rules)
     with pytest.raises(UserError, match="PATTERN=STEM"):
