@@ -130,6 +130,20 @@ def test_backend_table_repeats_report_medians_of_interleaved_rounds(tmp_path):
         main(["--config", str(config), "--backends", "torch", "--repeats", "0"])
 
 
+def test_backend_table_without_torch_nulls_against_the_reference_impl(tmp_path):
+    """A run without the torch row (too slow on the 109 M model) still gives each row its null:
+    against the reference implementation's torch fp32 output, and says so."""
+    config = tmp_path / "tiny.yaml"
+    tiny_spec().to_yaml(config)
+    out = tmp_path / "backends.json"
+    main(["--config", str(config), "--seconds", "0.4", "--num-overlap", "2", "--backends", "winograd", "--out", str(out)])
+    (row,) = json.loads(out.read_text())["backends"]
+    assert row["null_base"] == "reference implementation (torch fp32)" and row["null_db_vs_torch_fp32"] < -60
+    main(["--config", str(config), "--seconds", "0.4", "--backends", "winograd", "--no-reference", "--out", str(out)])
+    (row,) = json.loads(out.read_text())["backends"]
+    assert row["null_base"] is None and row["null_db_vs_torch_fp32"] is None
+
+
 def test_profile_groups_cpu_ops_and_gpu_kernels(tiny_model):
     """eval.profile's CPU path on a tiny model, and the kernel names a GPU profile groups (CI has no GPU)."""
     from eval.timing.profile import kernel_class, profile_chunk

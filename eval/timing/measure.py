@@ -70,11 +70,14 @@ def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | No
     return rows
 
 
-def time_reference(model, mix, runner, runner_out, audio_seconds) -> dict:
-    """Time ``eval/timing/reference_runner.py`` (whole-track buffers, batch 1, msst window) on ``mix``."""
+def time_reference(model, mix, runner, runner_out, audio_seconds, keep: dict | None = None) -> dict:
+    """Time ``eval/timing/reference_runner.py`` (whole-track buffers, batch 1, msst window) on ``mix``;
+    with ``keep``, its output goes into ``keep["out"]`` (torch fp32: a null base for the other rows)."""
     if runner.window_kind != "msst" or runner.device.type != "cpu":
         return {"skipped": "the reference implementation only knows the msst window on the CPU"}
     out, seconds, rss = time_call(lambda: reference_separate(model, mix, runner.chunk_size, runner.num_overlap))
+    if keep is not None:
+        keep["out"] = out
     return {"seconds": seconds, "seconds_per_audio_minute": seconds / audio_seconds * 60,
             "peak_rss_mb": rss.peak_mb, "peak_rss_total_mb": rss.total_mb, "max_abs_diff_vs_runner": float(np.abs(out - runner_out).max())}
 

@@ -64,14 +64,18 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
     outputs = {}
     rows = benchmark_variants(variants, mix, {**runner_kwargs, "chunk_size": chunk}, reference_variant="torch",
                               stats=stats, outputs=outputs, progress=True)
-    reference = {}
+    reference, kept = {}, {}
     if reference_impl:
         runner = runner_for(model, {**runner_kwargs, "chunk_size": chunk})
-        reference = time_reference(model, mix, runner, outputs.get("torch", outputs[backends[0]]), seconds)
-    base = outputs.get("torch")
+        reference = time_reference(model, mix, runner, outputs.get("torch", outputs[backends[0]]), seconds, keep=kept)
+    # the null's base: the torch row, else the reference implementation (torch fp32, MSST's semantics;
+    # the runner's torch output equals it bit for bit, tests/test_reference_runner.py)
+    base, base_name = ((outputs["torch"], "torch backend") if "torch" in outputs else
+                       (kept.get("out"), "reference implementation (torch fp32)"))
     for row in rows:
         row["backend"] = row["variant"]
         row["null_db_vs_torch_fp32"] = null_db(outputs[row["variant"]], base) if base is not None else None
+        row["null_base"] = base_name if base is not None else None
         if "seconds" in reference:
             row["speed_ratio_vs_reference_impl"] = reference["seconds"] / row["seconds"]
     if repeats > 1:
