@@ -1,5 +1,5 @@
 """Inference backends for the one runner: ``torch``, ``winograd``, ``compile``, ``onnx``, ``openvino``,
-``openvino-winograd``, ``openvino-streams``, ``auto``.
+``openvino-winograd``, ``auto``.
 
     separator, why = prepare_backend(model, "auto")        # what Runner(separator, ...) runs
     Runner(separator, chunk_size=model.spec.audio.chunk_size).separate(mix)
@@ -15,8 +15,7 @@ writes says why. A backend that cannot load never falls back silently: it raises
 (:mod:`separation.winograd`: 4x fewer multiplies, the same output to rounding). ``openvino-winograd``
 is OpenVINO running an export in which the 3x3 convolutions of at least
 :data:`WINOGRAD_MIN_CHANNELS` input channels are Winograd graphs (where OpenVINO's direct convolution
-loses to them; :mod:`eval.timing.winograd_probe`). ``openvino-streams`` is OpenVINO's throughput
-mode: one single-thread request per core, each on its own chunk of the Runner's batch.
+loses to them; :mod:`eval.timing.winograd_probe`).
 """
 from __future__ import annotations
 
@@ -36,9 +35,9 @@ from .machine import cpu_model_and_flags
 from .pretrained import cache_dir
 from .runner import autocast_for
 
-BACKENDS = ("torch", "winograd", "compile", "onnx", "openvino", "openvino-winograd", "openvino-streams")
+BACKENDS = ("torch", "winograd", "compile", "onnx", "openvino", "openvino-winograd")
 INSTALL = {"onnx": "pip install onnxruntime onnx", "openvino": "pip install openvino onnx",
-           "openvino-winograd": "pip install openvino onnx", "openvino-streams": "pip install openvino onnx"}
+           "openvino-winograd": "pip install openvino onnx"}
 # From this many input channels up the 3x3 convs are Winograd graphs. One TFC block (AVX2 EPYC,
 # results/backends/winograd_openvino_probe.json): 0.76x direct at 128 channels, 1.17x at 256, 1.53x at 384; the
 # whole model's core in OpenVINO (11.8-s chunk, an ad-hoc script): 17.75 s direct, 16.62 s from 384 up, 16.32 s from 512 up
@@ -74,8 +73,7 @@ def model_key(model, backend: str) -> str:
 
 
 def _require(backend: str) -> None:
-    module = {"onnx": "onnxruntime", "openvino": "openvino", "openvino-winograd": "openvino",
-              "openvino-streams": "openvino"}.get(backend)
+    module = {"onnx": "onnxruntime", "openvino": "openvino", "openvino-winograd": "openvino"}.get(backend)
     if module is None:
         return
     try:
@@ -139,9 +137,7 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
         return OnnxSeparator(path, model.spec, threads=threads, providers=providers)
     from .onnx_backend import OpenVinoSeparator
-    # openvino-streams: one single-thread request per core, each on its own chunk (the Runner's batch)
-    streams = threads if backend == "openvino-streams" else 1
-    return OpenVinoSeparator(path, model.spec, threads=threads, precision=precision, streams=streams)
+    return OpenVinoSeparator(path, model.spec, threads=threads, precision=precision)
 
 
 def machine_key(threads: int) -> tuple[str, str]:

@@ -14,7 +14,6 @@ free-pruned model) says which STFT and stems go with the graph.
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from pathlib import Path
 
@@ -155,14 +154,10 @@ class OpenVinoSeparator(OnnxSeparator):
     the int8 model :func:`compress.int8_quantize.quantize_openvino` writes); the YAML beside either.
     ``precision``: ``fp32`` (identical output within rounding) or ``bf16`` (OpenVINO's bf16
     inference on CPUs with AVX-512 BF16 or AMX; faster, not bit-faithful). For an int8 IR it is the
-    precision of the layers left unquantized.
-    ``streams``: 1 (default) runs each batch as one request on all ``threads``; ``streams > 1`` is
-    OpenVINO's throughput mode: that many requests of ``threads // streams`` threads each, every
-    batch item its own request, run side by side (no threads wait at each layer's barrier; the
-    Runner needs ``batch_size >= streams`` to use them, and holds ``streams`` chunks' activations)."""
+    precision of the layers left unquantized."""
 
     def __init__(self, onnx_path: str | os.PathLike, spec: ModelSpec | str | os.PathLike | None = None,
-                 threads: int | None = None, precision: str = "fp32", streams: int = 1):
+                 threads: int | None = None, precision: str = "fp32"):
         try:
             import openvino as ov
         except ImportError:
@@ -176,40 +171,18 @@ class OpenVinoSeparator(OnnxSeparator):
         if precision not in ("fp32", "bf16"):
             raise UserError(f"OpenVINO precision {precision!r}: use fp32 or bf16.")
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
-        if streams < 1 or (threads and streams > threads):
-            raise UserError(f"OpenVINO streams {streams}: use 1 to the thread count ({threads}).")
-        config = {"PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
-                  "INFERENCE_PRECISION_HINT": hint, **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
-        if streams > 1:
-            config["NUM_STREAMS"] = int(streams)
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint, **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
         compiled_cache = _openvino_cache()
         if compiled_cache:  # OpenVINO's own blob cache: a later process loads in ~0.1 s what took 0.7-9 s to compile
             config["CACHE_DIR"] = compiled_cache
         self.compiled = ov.Core().compile_model(str(onnx_path), "CPU", config)
         a = self.spec.audio
         self.stft = STFT(a.n_fft, a.hop_length, a.dim_f)
-        self.path, self.precision, self.streams = onnx_path, precision, streams
-        self.queue = ov.AsyncInferQueue(self.compiled, streams) if streams > 1 else None
-        if self.queue is not None:  # each item's output shape (the batch axis is the only dynamic one)
-            self.item_shape = tuple(d.get_length() for d in list(self.compiled.output(0).get_partial_shape())[1:])
-            self.lock = threading.Lock()
+        self.path, self.precision = onnx_path, precision
         files = [onnx_path, onnx_path.with_suffix(".bin")] if onnx_path.suffix == ".xml" else [onnx_path]
         self.size_mb = sum(f.stat().st_size for f in files if f.is_file()) / 2**20
         self.num_params = self._count_params(onnx_path) if onnx_path.suffix == ".onnx" else None
 
     def spectral_forward(self, spec: torch.Tensor) -> torch.Tensor:
-        x = spec.detach().float().cpu().contiguous().numpy()
-        if self.queue is None or len(x) == 1:
-            out = self.compiled(x)
-            return torch.from_numpy(np.asarray(out[self.compiled.output(0)]))
-        out = np.empty((len(x), *self.item_shape), np.float32)
-
-        def done(request, index):  # OpenVINO's thread; each request reuses its output tensor: copy
-            out[index] = request.get_output_tensor(0).data[0]
-
-        with self.lock:  # the queue's callback is shared: one batch at a time
-            self.queue.set_callback(done)
-            for i in range(len(x)):
-                self.queue.start_async({0: x[i:i + 1]}, i)
-            self.queue.wait_all()
-        return torch.from_numpy(out)
+        out = self.compiled(spec.detach().float().cpu().contiguous().numpy())
+        return torch.from_numpy(np.asarray(out[self.compiled.output(0)]))

@@ -114,9 +114,7 @@ class Runner:
         model: maps ``(B, C, chunk_size)`` to ``(B, S, C, chunk_size)``.
         chunk_size: samples per chunk (MSST: ``audio.chunk_size``; UVR: ``hop_length * 255``).
         num_overlap: chunks covering each sample (MSST's ``inference.num_overlap``).
-        batch_size: chunks per forward pass; the output does not depend on it. A separator that
-            runs several requests side by side (``model.streams``, the ``openvino-streams``
-            backend) gets at least that many, or its extra cores would idle.
+        batch_size: chunks per forward pass; the output does not depend on it.
         precision: ``fp32``, or ``bf16``/``fp16`` autocast (CUDA; ``bf16`` also on CPU).
         device: ``auto``, ``cuda``, ``mps`` or ``cpu``.
         compile: wrap the model in ``torch.compile``.
@@ -140,7 +138,6 @@ class Runner:
         self.device = pick_device(device)
         if precision == "fp16" and self.device.type == "cpu":
             raise ValueError("fp16 autocast is for CUDA/MPS; use bf16 on the CPU")
-        batch_size = max(batch_size, int(getattr(model, "streams", 1) or 1))
         self.chunk_size, self.num_overlap, self.batch_size = chunk_size, num_overlap, batch_size
         self.precision, self.progress, self.window_kind = precision, progress, window
         if wiener is not None and wiener < 0:
