@@ -118,11 +118,16 @@ def stem_eligibility(clip_kits: list[str], kit_stems: list[tuple[str, tuple[str,
     return mask
 
 
+def bank_clips_per_kit(kits: list[str], hours: float, clip_seconds: float,
+                       kit_weights: list[tuple[str, float]] | None = None) -> list[int]:
+    """How many clips each kit renders into a bank of ``hours`` (at least one clip per kit in all)."""
+    return clips_per_kit(kits, max(len(kits), math.ceil(hours * 3600 / clip_seconds)), kit_weights)
+
+
 def bank_clip_kits(kits: list[str], hours: float, clip_seconds: float = 6.0,
                    kit_weights: list[tuple[str, float]] | None = None) -> list[str]:
     """The kit of each clip of :func:`render_bank` with the same arguments, in bank order."""
-    n_clips = max(len(kits), math.ceil(hours * 3600 / clip_seconds))
-    return [k for k, c in zip(kits, clips_per_kit(kits, n_clips, kit_weights)) for _ in range(c)]
+    return [k for k, c in zip(kits, bank_clips_per_kit(kits, hours, clip_seconds, kit_weights)) for _ in range(c)]
 
 
 def render_bank(kits: list[str], hours: float, clip_seconds: float = 6.0, seed: int = 0,
@@ -138,8 +143,7 @@ def render_bank(kits: list[str], hours: float, clip_seconds: float = 6.0, seed: 
     """
     if not kits:
         raise ValueError("no kits to render from")
-    n_clips = max(len(kits), math.ceil(hours * 3600 / clip_seconds))
-    per_kit = clips_per_kit(kits, n_clips, kit_weights)
+    per_kit = bank_clips_per_kit(kits, hours, clip_seconds, kit_weights)
     jobs = [(k, str(kits_dir), clip_seconds, seed, i << 20, c, grooves)
             for i, (k, c) in enumerate(zip(kits, per_kit)) if c]
     workers = workers or max(1, (os.cpu_count() or 2) - 1)
