@@ -43,7 +43,8 @@ def speed_report(model, name: str, seconds: float, sample_rate: int = 44100, cha
 
 
 def backend_report(model, name: str, backends: list[str], seconds: float, runner_kwargs: dict,
-                   threads: int | None, reference_impl: bool = True, repeats: int = 1) -> dict:
+                   threads: int | None, reference_impl: bool = True, repeats: int = 1,
+                   null_floor: bool = False) -> dict:
     """Every backend of ``model`` on the same generated clip in this process: s/audio-min, the
     ratio to the straightforward reference implementation timed in the same run, the null
     against torch fp32, achieved GFLOP/s against the matmul peak, and peak RSS.
@@ -51,7 +52,10 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
     ``repeats`` > 1 times every backend and the reference again in ``repeats - 1`` interleaved
     rounds (backend 1, 2, ..., reference; again): each row's ``seconds`` and derived speeds are then the
     median over rounds, and its ratio to the reference the median of the per-round ratios (each
-    round's times are neighbours, so a slow spell of the machine cancels in the ratio)."""
+    round's times are neighbours, so a slow spell of the machine cancels in the ratio).
+
+    ``null_floor`` also runs the model once in float64 (``float64_floor`` in the report, and
+    ``null_db_vs_fp64`` in each row): how far each row, torch fp32 included, is from the exact result."""
     from separation.backends import prepare_backend
 
     mix = synthetic_mix(seconds)
@@ -79,10 +83,31 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
         row["null_base"] = base_name if base is not None else None
         if "seconds" in reference:
             row["speed_ratio_vs_reference_impl"] = reference["seconds"] / row["seconds"]
+    floor = _float64_floor(model, mix, {**runner_kwargs, "chunk_size": chunk}, rows, outputs, kept) if null_floor else None
     if repeats > 1:
         _repeat_rounds(model, variants, rows, reference, mix, {**runner_kwargs, "chunk_size": chunk}, repeats)
-    return {"model": name, "backends": rows, "reference_impl": reference, "machine": machine_info(),
-            "flop_note": FLOP_NOTE, "command": command_string("eval.speed"), "repeats": repeats}
+    report = {"model": name, "backends": rows, "reference_impl": reference, "machine": machine_info(),
+              "flop_note": FLOP_NOTE, "command": command_string("eval.speed"), "repeats": repeats}
+    if floor:
+        report["float64_floor"] = floor
+    return report
+
+
+def _float64_floor(model, mix, runner_kwargs: dict, rows: list[dict], outputs: dict, kept: dict) -> dict:
+    """``--null-floor``: the model once in float64 on the same clip and settings; every row gets
+    ``null_db_vs_fp64``, and the report the torch fp32 floor (see eval.timing.precision_floor)."""
+    from .precision_floor import float64_output
+
+    print("float64 pass for the null floor ...", flush=True)
+    exact, seconds = float64_output(model, mix, runner_kwargs)
+    for row in rows:
+        row["null_db_vs_fp64"] = null_db(outputs[row["variant"]], exact)
+    fp32 = outputs.get("torch", kept.get("out"))
+    return {"seconds": seconds,
+            "torch_fp32_null_db_vs_fp64": null_db(fp32, exact) if fp32 is not None else None,
+            "torch_fp32_source": "torch backend" if "torch" in outputs else "reference implementation",
+            "note": "null of each row against the model run in float64 through the same Runner; torch fp32's "
+                    "own null is the rounding floor that another fp32 summation order is measured against"}
 
 
 def _repeat_rounds(model, variants: dict, rows: list[dict], reference: dict, mix, runner_kwargs: dict,
@@ -144,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-reference", action="store_true", help="skip timing eval/timing/reference_runner.py")
     p.add_argument("--repeats", type=int, default=1,
                    help="--backends: time every backend and the reference this many times, interleaved; report medians")
+    p.add_argument("--null-floor", action="store_true",
+                   help="--backends: also run the model once in float64 and give every row its null against that "
+                        "(the fp32 rounding floor, eval.timing.precision_floor)")
     p.add_argument("--backends", help="comma-separated: torch,compile,onnx,openvino[,openvino:bf16] - one row each, one run")
     p.add_argument("--durations", type=float, nargs="+", help="seed_cases: override clip lengths (s)")
     p.add_argument("--out", help="write the JSON report here (it is always printed)")
@@ -155,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_cli(build_parser(), argv)
     if args.seconds <= 0:
         raise UserError("--seconds must be positive.")
+    if args.null_floor and not args.backends:
+        raise UserError("--null-floor compares backends: give --backends too.")
     if args.repeats < 1:
         raise UserError("--repeats must be at least 1.")
     if args.preset == "seed_cases" and args.width is None and not args.model and not args.config:
@@ -169,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.backends:
         report = backend_report(model, name, [b.strip() for b in args.backends.split(",") if b.strip()],
                                 args.seconds, runner_kwargs, args.threads, reference_impl=not args.no_reference,
-                                repeats=args.repeats)
+                                repeats=args.repeats, null_floor=args.null_floor)
     elif args.preset == "seed_cases":
         report = run_seed_cases(model, name, runner_kwargs, durations=args.durations)
         print_table(report["cases"])
