@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Hermetic caches: exports, compiled OpenVINO blobs and `auto` choices go to a folder of this test
+# process (one per pytest-xdist worker), not the user's ~/.cache, and two workers never share one.
+os.environ.setdefault("DRUMSEP_CACHE", tempfile.mkdtemp(prefix=f"drumsep-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"))
 torch.set_num_threads(1)  # tiny models: threads only add sync overhead (and thrash on a busy machine)
 
 # jarredou's published layout (copied from the workspace's shared/reference, so a clean clone has it).
