@@ -28,6 +28,12 @@ from separation.runner import Runner
 SETTINGS = "torch:fp32:1,torch:fp32:8,torch:bf16:1,torch:bf16:4,torch:bf16:8,torch:bf16:16,torch:fp16:8,torch:fp16:16"
 
 
+def _sig(x: float, digits: int) -> float:
+    """``x`` to ``digits`` significant figures: a fixed number of decimals turns a tiny model's
+    0.0004 TFLOP/s (or a slow CPU's 0.04x real time) into 0."""
+    return float(f"{x:.{digits}g}")
+
+
 def parse_settings(text: str) -> list[tuple[str, str, int]]:
     """``"torch:bf16:8,compile:fp32:1"`` -> ``[("torch", "bf16", 8), ("compile", "fp32", 1)]``."""
     out = []
@@ -104,7 +110,7 @@ def main(argv=None) -> list[dict]:
                      "precision": precision, "batch_size": batch, "num_overlap": args.num_overlap,
                      "warmup_seconds": round(first, 3), "seconds": round(wall, 3),
                      "seconds_per_audio_minute": round(wall / args.seconds * 60, 3),
-                     "x_real_time": round(args.seconds / wall, 1), "tflops": round(flops * n_chunks / wall / 1e12, 3),
+                     "x_real_time": _sig(args.seconds / wall, 3), "tflops": _sig(flops * n_chunks / wall / 1e12, 4),
                      "bf16_matmul_peak_tflops": None if peak is None else round(peak, 1),
                      "null_db_vs_first_row": round(float(null), 1),
                      "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
