@@ -57,7 +57,8 @@ class STFT(nn.Module):
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """``(*batch, C*2, dim_f, frames)`` -> ``(*batch, C, L)``; missing top bins are zero."""
         *batch, c2, f, t = x.shape
-        x = x.reshape(-1, 2, f, t).permute(0, 2, 3, 1).float().contiguous()  # (N, F, T, re/im)
+        # (N, F, T, re/im); half precision goes up to fp32, float64 (the null floor's exact pass) stays
+        x = x.reshape(-1, 2, f, t).permute(0, 2, 3, 1).to(torch.promote_types(x.dtype, torch.float32)).contiguous()
         wave = istft(torch.view_as_complex(x).transpose(-1, -2), self.n_fft, self.hop_length, self.window)
         return wave.reshape(*batch, c2 // 2, -1)
 

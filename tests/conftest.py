@@ -1,6 +1,5 @@
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,25 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-# Hermetic caches: exports, compiled OpenVINO blobs and `auto` choices go to a folder of this test
-# process (one per pytest-xdist worker), not the user's ~/.cache, and two workers never share one.
-os.environ.setdefault("DRUMSEP_CACHE", tempfile.mkdtemp(prefix=f"drumsep-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"))
 torch.set_num_threads(1)  # tiny models: threads only add sync overhead (and thrash on a busy machine)
 
 # jarredou's published layout (copied from the workspace's shared/reference, so a clean clone has it).
 REFERENCE = ROOT / "tests" / "reference"
 HARDWARE_SKIP = "hardware:"  # the only skip reason allowed: e.g. "hardware: no CUDA device"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_drumsep_cache(tmp_path_factory):
+    """Hermetic caches: exports, compiled OpenVINO blobs and `auto` choices go to a folder of this
+    test process (each pytest-xdist worker has its own basetemp, so two workers never share one;
+    pytest prunes old ones), not the user's ~/.cache. CLIs started as subprocesses inherit it."""
+    before = os.environ.get("DRUMSEP_CACHE")
+    os.environ["DRUMSEP_CACHE"] = str(tmp_path_factory.mktemp("drumsep-cache"))
+    yield
+    if before is None:
+        os.environ.pop("DRUMSEP_CACHE", None)
+    else:
+        os.environ["DRUMSEP_CACHE"] = before
 
 
 def pytest_collection_modifyitems(session, config, items):

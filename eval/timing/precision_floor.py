@@ -19,13 +19,14 @@ from .benchlib import runner_for, time_call
 
 
 class Float64Model:
-    """``model`` copied to float64; called like it on float32 chunks, answering float32 (the cast
-    back costs ~-144 dB, far below any fp32 floor). ``spec`` is the model's, for the Runner."""
+    """``model`` copied to float64 (weights, the STFT window, the STFT and iSTFT all run in float64);
+    called like it on float32 chunks, answering float32 (the cast back costs ~-144 dB, far below any
+    fp32 floor). ``spec`` is the model's, for the Runner. CPU only: the Runner does not move it."""
 
     def __init__(self, model: torch.nn.Module):
         if not isinstance(model, torch.nn.Module):
             raise TypeError("the float64 floor needs the torch module, not an exported runtime")
-        self.module = copy.deepcopy(model).double().eval()
+        self.module = copy.deepcopy(model).cpu().double().eval()
         self.spec = getattr(model, "spec", None)
 
     def __call__(self, chunk: torch.Tensor) -> torch.Tensor:
@@ -36,8 +37,8 @@ class Float64Model:
 def float64_output(model: torch.nn.Module, mix: np.ndarray, runner_kwargs: dict) -> tuple[np.ndarray, float]:
     """``mix`` separated by ``model`` in float64 through the Runner with ``runner_kwargs`` (same chunk,
     overlap and window as the rows it is compared with; the precision is forced to fp32 so no
-    autocast runs); returns (stems, seconds)."""
-    kwargs = {**runner_kwargs, "precision": "fp32", "batch_size": 1}
+    autocast runs, and the device to the CPU); returns (stems, seconds)."""
+    kwargs = {**runner_kwargs, "precision": "fp32", "batch_size": 1, "device": "cpu"}
     runner = runner_for(Float64Model(model), kwargs)
     out, seconds, _ = time_call(lambda: runner.separate(mix))
     return out, seconds

@@ -102,10 +102,11 @@ def _float64_floor(model, mix, runner_kwargs: dict, rows: list[dict], outputs: d
     exact, seconds = float64_output(model, mix, runner_kwargs)
     for row in rows:
         row["null_db_vs_fp64"] = null_db(outputs[row["variant"]], exact)
-    fp32 = outputs.get("torch", kept.get("out"))
+    base = outputs.get("torch", kept.get("out"))
     return {"seconds": seconds,
-            "torch_fp32_null_db_vs_fp64": null_db(fp32, exact) if fp32 is not None else None,
-            "torch_fp32_source": "torch backend" if "torch" in outputs else "reference implementation",
+            "torch_null_db_vs_fp64": null_db(base, exact) if base is not None else None,
+            "torch_source": (f"torch backend at {runner_kwargs.get('precision', 'fp32')}" if "torch" in outputs
+                             else "reference implementation (torch fp32)"),
             "note": "null of each row against the model run in float64 through the same Runner; torch fp32's "
                     "own null is the rounding floor that another fp32 summation order is measured against"}
 
