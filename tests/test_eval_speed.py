@@ -104,17 +104,22 @@ def test_gpu_sweep_runs_its_settings_on_cpu_and_nulls_against_the_first_row(tmp_
         parse_settings("torch:int4:8")
 
 
+def speed_cli(tmp_path, *args: str) -> dict:
+    """``python -m eval.speed --config <tiny> ARGS --out <json>`` in ``tmp_path``; the report it wrote."""
+    config = tmp_path / "tiny.yaml"
+    if not config.exists():
+        tiny_spec().to_yaml(config)
+    out = tmp_path / "report.json"
+    main(["--config", str(config), *args, "--out", str(out)])
+    return json.loads(out.read_text())
+
+
 def test_backend_table_repeats_report_medians_of_interleaved_rounds(tmp_path):
     """--repeats 3: every backend and the reference timed three times; the row's seconds and its ratio
     to the reference are medians (the ratio's of the per-round pairs), consistent with the samples."""
     from statistics import median
 
-    config = tmp_path / "tiny.yaml"
-    tiny_spec().to_yaml(config)
-    out = tmp_path / "backends.json"
-    main(["--config", str(config), "--seconds", "0.4", "--num-overlap", "2", "--backends", "torch,winograd",
-          "--repeats", "3", "--out", str(out)])
-    report = json.loads(out.read_text())
+    report = speed_cli(tmp_path, "--seconds", "0.4", "--num-overlap", "2", "--backends", "torch,winograd", "--repeats", "3")
     ref = report["reference_impl"]
     assert report["repeats"] == 3 and len(ref["seconds_samples"]) == 3 and ref["seconds"] == median(ref["seconds_samples"])
     for row in report["backends"]:
@@ -127,20 +132,15 @@ def test_backend_table_repeats_report_medians_of_interleaved_rounds(tmp_path):
     assert wino_row["speed_ratio_vs_teacher"] == pytest.approx(torch_row["seconds"] / wino_row["seconds"])
     assert wino_row["null_db_vs_torch_fp32"] < -60
     with pytest.raises(SystemExit):
-        main(["--config", str(config), "--backends", "torch", "--repeats", "0"])
+        speed_cli(tmp_path, "--backends", "torch", "--repeats", "0")
 
 
 def test_backend_table_without_torch_nulls_against_the_reference_impl(tmp_path):
     """A run without the torch row (too slow on the 109 M model) still gives each row its null:
     against the reference implementation's torch fp32 output, and says so."""
-    config = tmp_path / "tiny.yaml"
-    tiny_spec().to_yaml(config)
-    out = tmp_path / "backends.json"
-    main(["--config", str(config), "--seconds", "0.4", "--num-overlap", "2", "--backends", "winograd", "--out", str(out)])
-    (row,) = json.loads(out.read_text())["backends"]
+    (row,) = speed_cli(tmp_path, "--seconds", "0.4", "--num-overlap", "2", "--backends", "winograd")["backends"]
     assert row["null_base"] == "reference implementation (torch fp32)" and row["null_db_vs_torch_fp32"] < -60
-    main(["--config", str(config), "--seconds", "0.4", "--backends", "winograd", "--no-reference", "--out", str(out)])
-    (row,) = json.loads(out.read_text())["backends"]
+    (row,) = speed_cli(tmp_path, "--seconds", "0.4", "--backends", "winograd", "--no-reference")["backends"]
     assert row["null_base"] is None and row["null_db_vs_torch_fp32"] is None
 
 
@@ -148,12 +148,8 @@ def test_null_floor_measures_each_row_against_the_model_in_float64(tmp_path, cap
     """--null-floor runs the model once in float64: torch fp32 then differs from it by a finite,
     tiny amount (its rounding floor; identical would mean the float64 pass never ran in float64),
     and every row carries its own distance to that near-exact output."""
-    config = tmp_path / "tiny.yaml"
-    tiny_spec().to_yaml(config)
-    out = tmp_path / "floor.json"
-    main(["--config", str(config), "--seconds", "0.4", "--num-overlap", "2", "--backends", "torch,winograd",
-          "--no-reference", "--null-floor", "--out", str(out)])
-    report = json.loads(out.read_text())
+    report = speed_cli(tmp_path, "--seconds", "0.4", "--num-overlap", "2", "--backends", "torch,winograd",
+                       "--no-reference", "--null-floor")
     floor = report["float64_floor"]
     assert -200 < floor["torch_null_db_vs_fp64"] < -100 and floor["torch_source"] == "torch backend at fp32"
     torch_row, wino_row = report["backends"]
@@ -162,7 +158,7 @@ def test_null_floor_measures_each_row_against_the_model_in_float64(tmp_path, cap
     assert -200 < wino_row["null_db_vs_fp64"] < -60 and wino_row["null_db_vs_fp64"] != torch_row["null_db_vs_fp64"]
     capsys.readouterr()
     with pytest.raises(SystemExit):
-        main(["--config", str(config), "--null-floor"])
+        speed_cli(tmp_path, "--null-floor")
     assert "--null-floor compares backends" in capsys.readouterr().err
 
 

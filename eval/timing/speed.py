@@ -65,12 +65,12 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
     chunk = runner_kwargs.get("chunk_size") or model.spec.audio.chunk_size
     shared = model_stats(model, chunk, runner_kwargs["num_overlap"])  # the model's FLOPs, whatever runs it
     stats = {(b, chunk, runner_kwargs["num_overlap"]): shared for b in backends}
-    outputs = {}
-    rows = benchmark_variants(variants, mix, {**runner_kwargs, "chunk_size": chunk}, reference_variant="torch",
+    outputs, kwargs = {}, {**runner_kwargs, "chunk_size": chunk}
+    rows = benchmark_variants(variants, mix, kwargs, reference_variant="torch",
                               stats=stats, outputs=outputs, progress=True)
     reference, kept = {}, {}
     if reference_impl:
-        runner = runner_for(model, {**runner_kwargs, "chunk_size": chunk})
+        runner = runner_for(model, kwargs)
         reference = time_reference(model, mix, runner, outputs.get("torch", outputs[backends[0]]), seconds, keep=kept)
     # the null's base: the torch row, else the reference implementation (torch fp32, MSST's semantics;
     # the runner's torch output matches it to <= -100 dB in tests/test_runner.py, and bit for bit on the
@@ -83,9 +83,9 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
         row["null_base"] = base_name if base is not None else None
         if "seconds" in reference:
             row["speed_ratio_vs_reference_impl"] = reference["seconds"] / row["seconds"]
-    floor = _float64_floor(model, mix, {**runner_kwargs, "chunk_size": chunk}, rows, outputs, kept) if null_floor else None
+    floor = _float64_floor(model, mix, kwargs, rows, outputs, base, base_name) if null_floor else None
     if repeats > 1:
-        _repeat_rounds(model, variants, rows, reference, mix, {**runner_kwargs, "chunk_size": chunk}, repeats)
+        _repeat_rounds(model, variants, rows, reference, mix, kwargs, repeats)
     report = {"model": name, "backends": rows, "reference_impl": reference, "machine": machine_info(),
               "flop_note": FLOP_NOTE, "command": command_string("eval.speed"), "repeats": repeats}
     if floor:
@@ -93,20 +93,20 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
     return report
 
 
-def _float64_floor(model, mix, runner_kwargs: dict, rows: list[dict], outputs: dict, kept: dict) -> dict:
+def _float64_floor(model, mix, runner_kwargs: dict, rows: list[dict], outputs: dict, base, base_name: str) -> dict:
     """``--null-floor``: the model once in float64 on the same clip and settings; every row gets
-    ``null_db_vs_fp64``, and the report the torch fp32 floor (see eval.timing.precision_floor)."""
+    ``null_db_vs_fp64``, and the report the floor of ``base`` (the rows' null base, named ``base_name``;
+    see eval.timing.precision_floor)."""
     from .precision_floor import float64_output
 
     print("float64 pass for the null floor ...", flush=True)
     exact, seconds = float64_output(model, mix, runner_kwargs)
     for row in rows:
         row["null_db_vs_fp64"] = null_db(outputs[row["variant"]], exact)
-    base = outputs.get("torch", kept.get("out"))
     return {"seconds": seconds,
             "torch_null_db_vs_fp64": null_db(base, exact) if base is not None else None,
-            "torch_source": (f"torch backend at {runner_kwargs.get('precision', 'fp32')}" if "torch" in outputs
-                             else "reference implementation (torch fp32)"),
+            "torch_source": (f"{base_name} at {runner_kwargs.get('precision', 'fp32')}" if "torch" in outputs
+                             else base_name),
             "note": "null of each row against the model run in float64 through the same Runner; torch fp32's "
                     "own null is the rounding floor that another fp32 summation order is measured against"}
 
