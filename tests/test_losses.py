@@ -145,3 +145,24 @@ def test_segmental_snr_counts_a_quiet_segment_as_much_as_a_loud_one():
     whole = make_loss("snr_floor")(leaky, target, mixture) - make_loss("snr_floor")(target, target, mixture)
     seg = make_loss("seg_snr_floor")(leaky, target, mixture) - make_loss("seg_snr_floor")(target, target, mixture)
     assert seg > 2 * whole > 0
+
+
+def test_seg_sdr_sees_leakage_into_a_tail_far_under_the_mixture_that_the_floored_loss_ignores():
+    """A cymbal tail 40 dB under the kit: hi-hat leakage 10 dB over the tail barely moves
+    seg_snr_floor (its floor is tied to the mixture) but costs seg_sdr several dB, as it costs museval.
+    Exactly silent segments are left out, as museval leaves them out."""
+    g = torch.Generator().manual_seed(2)
+    target = 0.1 * torch.randn(1, 5, 2, 88200, generator=g)
+    target[:, 4, :, 44100:] *= 1e-3                                     # the cymbal's tail: -60 dB
+    mixture = target.sum(1)
+    leaky = target.clone()
+    leaky[:, 4, :, 44100:] += 3e-4 * torch.randn(1, 2, 44100, generator=g)  # leakage 10 dB over the tail
+    cost = {name: float(make_loss(name)(leaky, target, mixture) - make_loss(name)(target, target, mixture))
+            for name in ("seg_snr_floor", "seg_sdr")}
+    assert cost["seg_sdr"] > 3 and cost["seg_snr_floor"] < 0.5, cost
+    silent = target.clone()
+    silent[:, 2] = 0.0                                                 # toms digitally silent in this crop
+    output_there = silent.clone()
+    output_there[:, 2] = 1e-3
+    assert float(make_loss("seg_sdr")(output_there, silent, silent.sum(1))) == pytest.approx(
+        float(make_loss("seg_sdr")(silent, silent, silent.sum(1))), abs=1e-4)
