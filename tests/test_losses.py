@@ -105,6 +105,12 @@ def test_onthefly_teacher_writes_a_loadable_best_and_resumes(tmp_path):
     assert first["steps"] > 0 and len(curve["curve"]) >= 2
     model = load_model(tmp_path / "export" / "best.ckpt")  # strict, weights-only, with its YAML
     assert model.spec.model.num_channels == 4
+    from train.loss_study import report_curves
+    report_curves([f"run={tmp_path / 'export' / 'curve.json'}"], tmp_path / "report", metric="fsdr")
+    last = curve["curve"][-1]
+    table = (tmp_path / "report" / "learning_curve_fsdr.md").read_text()
+    assert f"| {last['fsdr']:.2f} | {last['fsdr_kick']:.2f} |" in table  # the frame-median column, not utterance SDR
+    assert (tmp_path / "report" / "learning_curve_fsdr.png").stat().st_size > 0
     again = main(args[:5] + ["0.1"] + args[6:])  # a larger budget resumes from last.pt
     assert again["steps"] > first["steps"]
 

@@ -25,48 +25,51 @@ from separation.atomic_io import atomic_write_text
 
 from .onthefly_teacher import main as train_one
 
+METRIC_LABELS = {"sdr": "validation SDR (dB)", "fsdr": "validation median 1-s frame SDR (dB)"}
 
-def plot(curves: dict[str, list[dict]], path: Path) -> None:
+
+def plot(curves: dict[str, list[dict]], path: Path, metric: str = "sdr") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ["sdr"] + [f"sdr_{s}" for s in STEMS]
+    keys = [metric] + [f"{metric}_{s}" for s in STEMS]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), sharex=True)
     for name, rows in curves.items():
         for ax, key in zip(axes, keys):
             ax.plot([r["seconds"] / 60 for r in rows], [r.get(key, float("nan")) for r in rows], label=name)
     for ax, key in zip(axes, keys):
-        ax.set_title(key.replace("sdr_", "") if key != "sdr" else "mean"), ax.set_xlabel("minutes"), ax.grid(alpha=.3)
-    axes[0].set_ylabel("validation SDR (dB)")
+        ax.set_title(key.replace(f"{metric}_", "") if key != metric else "mean"), ax.set_xlabel("minutes"), ax.grid(alpha=.3)
+    axes[0].set_ylabel(METRIC_LABELS[metric])
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def markdown(curves: dict[str, list[dict]]) -> str:
+def markdown(curves: dict[str, list[dict]], metric: str = "sdr") -> str:
     head = "| run | steps | minutes | mean | " + " | ".join(STEMS) + " |\n|---|---|---|---|" + "---|" * len(STEMS)
     lines = [head]
     for name, rows in curves.items():
         r = rows[-1]
-        stems = " | ".join(f"{r.get(f'sdr_{s}', float('nan')):.2f}" for s in STEMS)
-        lines.append(f"| {name} | {r['step']} | {r['seconds'] / 60:.1f} | {r['sdr']:.2f} | {stems} |")
+        stems = " | ".join(f"{r.get(f'{metric}_{s}', float('nan')):.2f}" for s in STEMS)
+        lines.append(f"| {name} | {r['step']} | {r['seconds'] / 60:.1f} | {r.get(metric, float('nan')):.2f} | {stems} |")
     return "\n".join(lines) + "\n"
 
 
-def report_curves(named_paths: list[str], out: Path) -> dict:
-    """Table and plot (``OUT/learning_curve.md``/``.png``) of curves written by other runs."""
+def report_curves(named_paths: list[str], out: Path, metric: str = "sdr") -> dict:
+    """Table and plot (``OUT/learning_curve[_fsdr].md``/``.png``) of curves written by other runs."""
     curves = {}
     for item in named_paths:
         name, sep, path = item.partition("=")
         if not sep or not Path(path).is_file():
             raise SystemExit(f"--curves takes NAME=path/to/curve.json; {item!r} is not that (or the file is missing).")
         curves[name] = json.loads(Path(path).read_text())["curve"]
-    atomic_write_text(out / "learning_curve.md", markdown(curves))
-    plot(curves, out / "learning_curve.png")
-    print(markdown(curves))
+    stem = "learning_curve" if metric == "sdr" else f"learning_curve_{metric}"
+    atomic_write_text(out / f"{stem}.md", markdown(curves, metric))
+    plot(curves, out / f"{stem}.png", metric)
+    print(markdown(curves, metric))
     return curves
 
 
@@ -81,10 +84,12 @@ def main(argv=None) -> dict:
                    "--val-clips 24 --eval-every 45 --ema 0.99 --workers 2", help="train.onthefly_teacher flags")
     p.add_argument("--curves", nargs="+", metavar="NAME=CURVE_JSON",
                    help="report these train.onthefly_teacher curves instead of training")
+    p.add_argument("--metric", choices=sorted(METRIC_LABELS), default="sdr",
+                   help="with --curves: utterance SDR (sdr) or the median of 1-s frame SDRs, as museval scores (fsdr)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.curves:
-        return report_curves(args.curves, out)
+        return report_curves(args.curves, out, args.metric)
     torch.set_num_threads(args.threads)
     curves = {}
     for loss in [x.strip() for x in args.losses.split(",") if x.strip()]:
