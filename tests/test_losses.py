@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from drumdata import STEMS
 from drumdata.bank import draw_batch, render_bank
 from eval.scoring.metrics import utterance_sdr
 from train.losses import LOSSES, make_loss
@@ -99,7 +100,7 @@ def test_onthefly_teacher_writes_a_loadable_best_and_resumes(tmp_path):
     args = ["--out", str(tmp_path / "state"), "--export-dir", str(tmp_path / "export"), "--minutes", "0.05",
             "--width", "4", "--scales", "2", "--crop-frames", "32", "--batch-size", "2", "--bank-hours", "0.002",
             "--clip-seconds", "1.0", "--val-clips", "2", "--eval-every", "1", "--workers", "1",
-            "--kits-dir", str(tmp_path / "no-kits")]  # synthetic kits only: fast and machine-independent
+            "--kits-dir", str(tmp_path / "no-kits"), "--select", "fsdr"]  # synthetic kits only: fast
     first = main(args)
     curve = json.loads((tmp_path / "export" / "curve.json").read_text())
     assert first["steps"] > 0 and len(curve["curve"]) >= 2
@@ -111,8 +112,11 @@ def test_onthefly_teacher_writes_a_loadable_best_and_resumes(tmp_path):
     table = (tmp_path / "report" / "learning_curve_fsdr.md").read_text()
     assert f"| {last['fsdr']:.2f} | {last['fsdr_kick']:.2f} |" in table  # the frame-median column, not utterance SDR
     assert (tmp_path / "report" / "learning_curve_fsdr.png").stat().st_size > 0
+    assert curve["select"] == "fsdr"
     again = main(args[:5] + ["0.1"] + args[6:])  # a larger budget resumes from last.pt
     assert again["steps"] > first["steps"]
+    with pytest.raises(SystemExit, match="--select fsdr"):  # a best fsdr is no best sdr: refuse to mix them
+        main(args[:-1] + ["sdr"])
 
 
 def test_onthefly_distillation_learns_from_a_teacher_and_refuses_a_mismatched_one(tmp_path):
@@ -172,3 +176,29 @@ def test_seg_sdr_sees_leakage_into_a_tail_far_under_the_mixture_that_the_floored
     output_there[:, 2] = 1e-3
     assert float(make_loss("seg_sdr")(output_there, silent, silent.sum(1))) == pytest.approx(
         float(make_loss("seg_sdr")(silent, silent, silent.sum(1))), abs=1e-4)
+
+
+def test_frame_sdrs_scores_whole_one_second_frames_and_leaves_silent_ones_out():
+    from eval.scoring.metrics import frame_sdrs
+
+    g = torch.Generator().manual_seed(0)
+    reference = torch.randn(3, 2, int(2.5 * 44100), generator=g) * 0.1  # 3 stems, stereo, 2.5 s
+    reference[1, :, 44100:] = 0.0                                         # stem 1 falls silent after 1 s
+    noise = torch.randn(reference.shape, generator=g)
+    noise = noise / noise[..., :88200].pow(2).mean().sqrt()
+    gains = torch.tensor([0.1, 0.01, 0.001])[:, None, None]  # error 20, 40 and 60 dB under each stem
+    estimate = reference + noise * gains * 0.1
+    sdr, scored = frame_sdrs(reference, estimate)
+    assert sdr.shape == scored.shape == (3, 2)  # the half frame at the end is dropped, as museval frames
+    assert scored.tolist() == [[True, True], [True, False], [True, True]]
+    expected = torch.tensor([20.0, 40.0, 60.0])[:, None].expand(3, 2)
+    assert torch.allclose(sdr[scored], expected[scored], atol=0.3), sdr
+
+
+def test_learning_curve_table_reports_the_metric_asked_for():
+    from train.loss_study import markdown
+
+    row = {"step": 10, "seconds": 60.0, "sdr": 5.0, "fsdr": 3.0,
+           **{f"sdr_{s}": 5.0 + i for i, s in enumerate(STEMS)}, **{f"fsdr_{s}": 1.0 + i for i, s in enumerate(STEMS)}}
+    assert "| run | 10 | 1.0 | 3.00 | 1.00 | 2.00 |" in markdown({"run": [row]}, "fsdr")
+    assert "| run | 10 | 1.0 | 5.00 | 5.00 | 6.00 |" in markdown({"run": [row]})

@@ -17,7 +17,10 @@ a floor.
 * ``seg_snr_floor`` the same per 1-s segment (hop 0.5 s), as museval scores: a quiet segment of a
                  stem (a cymbal's tail) counts as much as its loud ones, so leakage into it costs
 * ``seg_sdr``    negative SDR per 1-s segment with no floor tied to the mixture, averaged over the
-                 segments where the stem is not silent (museval leaves digitally silent frames out).
+                 segments where the stem is not silent (mean square over -100 dBFS; museval leaves
+                 digitally silent frames out). Like any dB loss it weighs relative error: a badly
+                 scored quiet segment pulls as hard as a loud one. A crop's samples after its last
+                 whole segment get no gradient from this term (crops start at random offsets).
                  The floor above hides a cymbal tail 30-40 dB under the kit, and those tail frames
                  are what museval's median over frames is made of (measured on teacher v3: held-out
                  crash tails at -60...-85 dBFS against ~-57 dBFS of hi-hat leakage)
@@ -101,7 +104,7 @@ def seg_snr_floor(estimate, target, mixture, floor: float = SNR_FLOOR, segment: 
     return snr_floor(cut(estimate), cut(target), cut(mixture), floor)
 
 
-SILENT_SEGMENT = 1e-10  # mean square (-100 dBFS): below it a segment counts as silent, as in museval
+SILENT_SEGMENT = 1e-10  # mean square (-100 dBFS): below it a segment counts as silent (museval: exactly zero)
 SDR_CAP = 1e-5          # the error never counts below 1e-5 x the target (SDR <= 50 dB): finite at a perfect fit
 
 

@@ -71,9 +71,12 @@ def lr_at(fraction: float, peak: float, warmup: float = 0.03, final: float = 0.0
 def validate(model: torch.nn.Module, mixture: torch.Tensor, stems: torch.Tensor, batch_size: int,
              autocast: dict) -> dict:
     """Mean utterance SDR per stem over the crops where that stem is active, and their mean (``sdr``);
-    and per stem the median of the 1-s frame SDRs where that stem is not silent, pooled over the
-    crops, and their mean (``fsdr``): museval's per-track median over frames, the number the
-    held-out tables quote, which a quiet cymbal tail pulls down while barely moving ``sdr``."""
+    and per stem the median of the 1-s frame SDRs where that stem is not silent, pooled over all
+    crops, and their mean (``fsdr``). ``fsdr`` is a proxy for museval's statistic, which the held-out
+    tables quote (a median over the frames of each track, then a mean over tracks): a training crop
+    (2.96 s at 256 frames) holds only two whole 1-s frames, too few for a median of its own, and the
+    rest of the crop is not scored. Like museval's median, it drops when a quiet cymbal tail
+    is scored badly, while ``sdr`` barely moves."""
     sdrs, frames, scored = [], [], []
     for i in range(0, len(mixture), batch_size):
         with torch.autocast(**autocast):
@@ -84,7 +87,11 @@ def validate(model: torch.nn.Module, mixture: torch.Tensor, stems: torch.Tensor,
     sdr, active = torch.cat(sdrs), active_mask(stems)
     frames, scored = torch.cat(frames), torch.cat(scored)
     per_stem = {s: float(sdr[active[:, k], k].mean()) for k, s in enumerate(STEMS) if active[:, k].any()}
-    per_stem_frames = {s: float(frames[:, k][scored[:, k]].median()) for k, s in enumerate(STEMS) if scored[:, k].any()}
+    # quantile(0.5) averages the two middle values, as numpy's median does; torch.median takes the lower one
+    per_stem_frames = {s: float(frames[:, k][scored[:, k]].quantile(0.5)) for k, s in enumerate(STEMS)
+                       if scored[:, k].any()}
+    if not per_stem or not per_stem_frames:
+        raise ValueError("validation has no crop where any stem is active: render more --val-clips")
     return {"sdr": sum(per_stem.values()) / len(per_stem), **{f"sdr_{k}": v for k, v in per_stem.items()},
             "fsdr": sum(per_stem_frames.values()) / len(per_stem_frames),
             **{f"fsdr_{k}": v for k, v in per_stem_frames.items()}}
@@ -174,7 +181,7 @@ def main(argv=None) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     loss_fn = make_loss(args.loss)
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    state = {"step": 0, "elapsed": 0.0, "best": -float("inf"), "curve": []}
+    state = {"step": 0, "elapsed": 0.0, "best": -float("inf"), "curve": [], "select": args.select}
     last = out / "last.pt"
     export = Path(args.export_dir or out)
     export.mkdir(parents=True, exist_ok=True)
@@ -182,6 +189,9 @@ def main(argv=None) -> dict:
         saved = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"]), ema.load_state_dict(saved["ema"]), opt.load_state_dict(saved["opt"])
         state = saved["state"]
+        if state.setdefault("select", "sdr") != args.select:  # runs saved before --select existed picked by sdr
+            raise SystemExit(f"{last} picked its best weights by {state['select']!r}; resume it with "
+                             f"--select {state['select']} (a best {state['select']} cannot be compared with a {args.select}).")
         print(f"resuming at step {state['step']} ({state['elapsed'] / 60:.1f} min done)", flush=True)
     meta = {"command": "python -m train.onthefly_teacher " + " ".join(argv if argv is not None else sys.argv[1:]),
             "loss": args.loss, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "machine": machine_info(),

@@ -37,8 +37,9 @@ def frame_sdrs(reference: torch.Tensor, estimate: torch.Tensor, frame: int = 441
                silent: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain SDR per ``frame``-sample frame (no hop), as museval frames a track: ``(..., C, L)`` ->
     ``(sdr, scored)`` of shape ``(..., K)``. ``scored`` is False where the reference frame is silent
-    (mean square under ``silent``), which museval leaves out (NaN). A fast stand-in for museval's
-    median over frames during training; it skips museval's distortion filter, so it reads lower."""
+    (mean square under ``silent``, -100 dBFS; museval leaves out only frames that are exactly zero,
+    in the reference or the estimate). A fast stand-in for museval's median over frames during
+    training; it skips museval's distortion filter, so it reads lower. A partial last frame is dropped."""
     size = min(frame, reference.shape[-1])
     cut = lambda x: x.unfold(-1, size, size)  # noqa: E731  (..., C, K, size)
     ref, est = cut(reference), cut(estimate)
