@@ -25,7 +25,7 @@ from separation.atomic_io import atomic_write_text
 
 from .onthefly_teacher import main as train_one
 
-METRIC_LABELS = {"sdr": "validation SDR (dB)", "fsdr": "validation median frame SDR (dB, frames ≤ 1 s)"}
+METRIC_LABELS = {"sdr": "validation SDR (dB)", "fsdr": "val. frame-median SDR (dB)"}
 
 
 def plot(curves: dict[str, list[dict]], path: Path, metric: str = "sdr") -> None:
