@@ -46,5 +46,5 @@ def test_frames_refuse_a_missing_stem_in_one_line_and_write_nothing(tmp_path, ca
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path / "ref"), str(tmp_path / "est"), "--stems", "hh", "--out", str(tmp_path / "f.json")])
     assert exit_info.value.code == 2
-    assert "hh.wav does not exist" in capsys.readouterr().err
+    assert "hh.wav is missing" in capsys.readouterr().err
     assert not (tmp_path / "f.json").exists()

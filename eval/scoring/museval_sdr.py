@@ -81,7 +81,7 @@ def check_references(reference_dir: Path, tracks, stems) -> None:
             raise UserError(f"reference folder {folder} has none of {', '.join(f'{s}.wav' for s in stems)}.")
 
 
-def _load_pair(ref_dir: Path, est_dir: Path, stems) -> tuple[np.ndarray, np.ndarray]:
+def load_stem_pair(ref_dir: Path, est_dir: Path, stems) -> tuple[np.ndarray, np.ndarray]:
     """``(S, C, L)`` references and estimates, cut to a common length."""
     refs, ests = [], []
     for stem in stems:
@@ -171,7 +171,7 @@ def _track_key(ref_dir: Path, est_dir: Path, stems, settings: dict, cache_key: s
 
 
 def _worker(ref_dir: str, est_dir: str, stems: list, settings: dict) -> dict:
-    refs, ests = _load_pair(Path(ref_dir), Path(est_dir), stems)
+    refs, ests = load_stem_pair(Path(ref_dir), Path(est_dir), stems)
     return evaluate_track(refs, ests, stems, settings["win"], settings["hop"], settings["mode"],
                           settings["threshold_db"])
 
@@ -267,7 +267,7 @@ def utterance_sdr_folders(reference_dir, estimate_dir, stems, threshold_db: floa
     check_references(reference_dir, tracks, stems)
     per_track = {}
     for track in tracks:
-        refs, ests = _load_pair(reference_dir / track, estimate_dir / track, stems)
+        refs, ests = load_stem_pair(reference_dir / track, estimate_dir / track, stems)
         values, active = utterance_sdr(refs, ests), active_mask(refs, threshold_db)
         per_track[track] = {s: ({"SDR": float(v)} if a else None) for s, v, a in zip(stems, values, active)}
     out = aggregate(per_track, stems)

@@ -17,32 +17,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from drumdata import STEMS
 from eval.scoring.metrics import frame_sdrs
+from eval.scoring.museval_sdr import check_references, load_stem_pair
 from separation.atomic_io import atomic_write_text
 from separation.errors import AudioError, UserError, exit_on_user_error
 
 FRAME = 44100
-
-
-def _read(path: Path) -> tuple[torch.Tensor, int]:
-    if not path.is_file():
-        raise AudioError(f"{path} does not exist: give a track folder with one WAV/FLAC per stem.")
-    try:
-        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(f"{path} is not readable audio ({err}).") from None
-    return torch.from_numpy(audio.T.copy()), rate
-
-
-def _stem_file(folder: Path, stem: str) -> Path:
-    for ext in (".wav", ".flac"):
-        if (folder / f"{stem}{ext}").is_file():
-            return folder / f"{stem}{ext}"
-    return folder / f"{stem}.wav"
 
 
 def level_db(x: torch.Tensor) -> torch.Tensor:
@@ -53,17 +36,12 @@ def level_db(x: torch.Tensor) -> torch.Tensor:
 
 def frame_table(reference_dir: Path, estimate_dir: Path, stems: list[str]) -> dict[str, list[dict]]:
     """Per stem, one row per whole 1-s frame: reference and error level (dBFS), frame SDR, scored."""
+    check_references(reference_dir.parent, [reference_dir.name], stems)  # a wrong folder is not "all silent"
+    refs, ests = load_stem_pair(reference_dir, estimate_dir, stems)  # museval's loader: (S, C, L) at 44.1 kHz
+    if refs.shape[-1] < FRAME:
+        raise AudioError(f"{estimate_dir}: {refs.shape[-1]} samples is shorter than one 1-s frame ({FRAME}).")
     table = {}
-    for stem in stems:
-        ref, rate_r = _read(_stem_file(reference_dir, stem))
-        est, rate_e = _read(_stem_file(estimate_dir, stem))
-        if rate_r != rate_e or ref.shape[0] != est.shape[0]:
-            raise AudioError(f"{stem}: reference is {rate_r} Hz x {ref.shape[0]} ch, estimate {rate_e} Hz x "
-                             f"{est.shape[0]} ch; they must match.")
-        n = min(ref.shape[-1], est.shape[-1])
-        if n < FRAME:
-            raise AudioError(f"{stem}: {n} samples is shorter than one 1-s frame ({FRAME}).")
-        ref, est = ref[:, :n], est[:, :n]
+    for stem, ref, est in zip(stems, torch.from_numpy(refs).double(), torch.from_numpy(ests).double()):
         sdr, scored = frame_sdrs(ref, est, FRAME)
         table[stem] = [{"frame": k, "reference_dbfs": round(float(r), 1), "error_dbfs": round(float(e), 1),
                         "sdr": round(float(s), 2), "scored": bool(ok)}
