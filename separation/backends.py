@@ -1,5 +1,5 @@
-"""Inference backends for the one runner: ``torch``, ``winograd``, ``compile``, ``onnx``, ``openvino``,
-``openvino-winograd``, ``auto``.
+"""Inference backends for the one runner: ``torch``, ``winograd``, ``compile``, ``onnx``, ``onnx-winograd``,
+``openvino``, ``openvino-winograd``, ``auto``.
 
     separator, why = prepare_backend(model, "auto")        # what Runner(separator, ...) runs
     Runner(separator, chunk_size=model.spec.audio.chunk_size).separate(mix)
@@ -15,7 +15,10 @@ writes says why. A backend that cannot load never falls back silently: it raises
 (:mod:`separation.winograd`: 4x fewer multiplies, the same output to rounding). ``openvino-winograd``
 is OpenVINO running an export in which the 3x3 convolutions of at least
 :data:`WINOGRAD_MIN_CHANNELS` input channels are Winograd graphs (where OpenVINO's direct convolution
-loses to them; :mod:`eval.timing.winograd_probe`).
+loses to them; :mod:`eval.timing.winograd_probe`). ``onnx-winograd`` is ONNX Runtime running an export in
+which every 3x3 convolution is Winograd F(4x4, 3x3) written as convolutions and batched MatMuls
+(:func:`separation.winograd.onnx_winograd_conv`), which ONNX Runtime runs in its own tuned kernels, for
+the convolutions of at least :data:`ONNX_WINOGRAD_MIN_CHANNELS` input and output channels.
 """
 from __future__ import annotations
 
@@ -35,15 +38,23 @@ from .machine import cpu_model_and_flags
 from .pretrained import cache_dir
 from .runner import autocast_for
 
-BACKENDS = ("torch", "winograd", "compile", "onnx", "openvino", "openvino-winograd")
-INSTALL = {"onnx": "pip install onnxruntime onnx", "openvino": "pip install openvino onnx",
-           "openvino-winograd": "pip install openvino onnx"}
+BACKENDS = ("torch", "winograd", "compile", "onnx", "onnx-winograd", "openvino", "openvino-winograd")
+INSTALL = {"onnx": "pip install onnxruntime onnx", "onnx-winograd": "pip install onnxruntime onnx",
+           "openvino": "pip install openvino onnx", "openvino-winograd": "pip install openvino onnx"}
+RUNTIME_MODULE = {"onnx": "onnxruntime", "onnx-winograd": "onnxruntime", "openvino": "openvino",
+                  "openvino-winograd": "openvino"}
 # From this many input channels up the 3x3 convs are Winograd graphs. One TFC block (AVX2 EPYC,
 # results/backends/winograd_openvino_probe.json): 0.76x direct at 128 channels, 1.17x at 256, 1.53x at 384; the
 # whole model's core in OpenVINO (11.8-s chunk, an ad-hoc script): 17.75 s direct, 16.62 s from 384 up, 16.32 s from 512 up
 # and, single rounds through the runner, 22.1 against 20.2 s direct from 256 up, 22.1 against 17.5 s from 512 up
 # (results/backends/full_cpu_openvino_winograd_o1.json); 3 interleaved rounds: see CANDIDATES below.
 WINOGRAD_MIN_CHANNELS = 512
+# onnx-winograd: the 3x3 convs with at least this many input and output channels. In ONNX Runtime the
+# full model's scale-1-and-deeper convs (256-768 channels) ran 1.2-2.4x faster per block as Winograd, while at
+# scale 0 (128 channels, 256 x 1024 bins x frames) the folded transforms' layout reorders cost more than the
+# multiplies saved (0.4-1.5x per block); one chunk of the core: 14.6 s direct, 10.4 s from 256 up, 12.8 s from 384 up
+# (AVX-512 EPYC, ad-hoc profile of the exports; results/backends/full_cpu_o1_onnx_winograd*.json through the runner).
+ONNX_WINOGRAD_MIN_CHANNELS = 256
 
 
 def cache_root() -> Path:
@@ -51,7 +62,7 @@ def cache_root() -> Path:
 
 
 def backend_version(backend: str) -> str:
-    if backend == "onnx":
+    if backend.startswith("onnx"):
         import onnxruntime
         return f"onnxruntime-{onnxruntime.__version__}"
     if backend.startswith("openvino"):
@@ -67,13 +78,14 @@ def model_key(model, backend: str) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     digest.update(model.spec.to_yaml().encode())
+    digest.update(backend.encode())  # the export's graph differs per backend (e.g. its Winograd form)
     digest.update(backend_version(backend).encode())
     digest.update(torch.__version__.encode())  # the exporter
     return digest.hexdigest()[:24]
 
 
 def _require(backend: str) -> None:
-    module = {"onnx": "onnxruntime", "openvino": "openvino", "openvino-winograd": "openvino"}.get(backend)
+    module = RUNTIME_MODULE.get(backend)
     if module is None:
         return
     try:
@@ -129,10 +141,14 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
     model = sized_for_chunk(model, chunk_size)
     if backend == "openvino-winograd":
         from .winograd import winograd_model
-        model = winograd_model(model, min_channels=WINOGRAD_MIN_CHANNELS, graph=True)
+        model = winograd_model(model, min_channels=WINOGRAD_MIN_CHANNELS, graph="openvino")
+    if backend == "onnx-winograd":
+        from .winograd import winograd_model
+        model = winograd_model(model, min_channels=ONNX_WINOGRAD_MIN_CHANNELS,
+                               min_out_channels=ONNX_WINOGRAD_MIN_CHANNELS, graph="onnx")
     path = exported_onnx(model, backend, log)
     threads = threads or torch.get_num_threads()
-    if backend == "onnx":
+    if backend.startswith("onnx"):
         from .onnx_backend import OnnxSeparator
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
         return OnnxSeparator(path, model.spec, threads=threads, providers=providers)

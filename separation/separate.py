@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     if backend == "auto":  # exported runtimes are CPU paths here; on a GPU torch (with autocast) runs
         backend = "torch" if device.type != "cpu" else choose_backend(model, threads=args.threads, precision=args.precision)[0]
         print(f"backend: {backend} (--backend auto)")
-    if (backend == "onnx" and args.precision != "fp32") or (backend.startswith("openvino") and args.precision == "fp16"):
+    if (backend.startswith("onnx") and args.precision != "fp32") or (backend.startswith("openvino") and args.precision == "fp16"):
         raise UserError(f"--precision {args.precision} is not available with --backend {backend}; "
                         "use fp32 (or bf16 with openvino or the torch backends).")
     chunk_size = args.chunk_size or spec.audio.chunk_size

@@ -27,7 +27,9 @@ which also stay in cache.
 
 Exporting: :class:`WinogradConv2d` does not export (the exporters cannot size its tile gather);
 :class:`WinogradConv2dGraph` is the same arithmetic in ops that ONNX and OpenVINO take
-(``--backend openvino-winograd``).
+(``--backend openvino-winograd``), and :class:`WinogradConv2dFold` / :class:`WinogradConv2dGrouped`
+the same again as convolutions and batched MatMuls, which ONNX Runtime runs in its tuned kernels
+(``--backend onnx-winograd``).
 
 Only for inference: the module holds the transformed weights as a buffer, not a parameter.
 """
@@ -176,9 +178,10 @@ class WinogradConv2dGraph(WinogradConv2d):
         return torch.cat([head, tail], dim + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
+        b = x.shape[0]
+        h, w = int(x.shape[2]), int(x.shape[3])  # export constants (see _TiledGraph._size)
         m, a = self.m, self.a
-        nh, nw = -(-h // m), -(-w // m)
+        nh, nw = (h + m - 1) // m, (w + m - 1) // m
         # conv padding 1, and right/bottom up to (n + 1) m so that both window halves reshape
         xp = F.pad(x, (1, nw * m - w + m - 1, 1, nh * m - h + m - 1))
         t = torch.matmul(self._windows(xp, 3, nw), self.b)                  # B along columns: (B, C, Hp, nw, a)
@@ -194,15 +197,114 @@ class WinogradConv2dGraph(WinogradConv2d):
         return y[:, :, :h, :w] if (nh * m, nw * m) != (h, w) else y
 
 
-def winograd_model(model: nn.Module, m: int = 4, min_channels: int = 0, graph: bool = False) -> nn.Module:
+class _TiledGraph(WinogradConv2d):
+    """Shared by the convolution-shaped formulations below: the F(4x4, 3x3) weights ``u`` (P, Cout, Cin)
+    and 1-D transforms of :class:`WinogradConv2d`, static tile counts, and only the batch axis left to
+    the runtime (every reshape keeps -1 there, so the export takes a dynamic batch)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__(conv, m=4)
+
+    @staticmethod
+    def _size(x: torch.Tensor) -> tuple[int, int]:
+        """``(h, w)`` as constants of an export (only the batch axis is dynamic): traced as shape ops,
+        ``-(-h // m)`` would become ONNX's truncating Div and size the tiles wrong."""
+        return int(x.shape[-2]), int(x.shape[-1])
+
+    def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        h, w = self._size(x)
+        nh, nw = (h + self.m - 1) // self.m, (w + self.m - 1) // self.m
+        return F.pad(x, (1, nw * self.m - w + 1, 1, nh * self.m - h + 1)), nh, nw
+
+    def _finish(self, y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y[:, :, :h, :w] if tuple(y.shape[-2:]) != (h, w) else y
+
+
+class WinogradConv2dFold(_TiledGraph):
+    """F(4x4, 3x3) as three convolutions, for ONNX Runtime: channels folded into the batch, the input
+    transform B^T d B one 1 -> 36 stride-4 6x6 conv with fixed weights, the channel contraction one
+    36-group 1x1 conv, the output transform A^T M A one 36 -> 1 stride-4 transposed conv. ONNX Runtime
+    runs all three in its own tuned conv kernels, where the gather/transpose formulation
+    (:class:`WinogradConv2dGraph`) spends its time in generic Slice/Concat/Transpose. One TFC block in
+    ONNX Runtime on the AVX2 EPYC (``python -m eval.timing.winograd_probe --runtime onnx``,
+    ``results/backends/winograd_onnx_probe.json``): 1.22x the direct conv at 128 channels, 1.72x at 256,
+    1.87x at 384, 1.35x at 512."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__(conv)
+        a, m, bt, at = self.a, self.m, self.bt.double(), self.at.double()
+        dtype = self.u.dtype
+        self.register_buffer("win", torch.einsum("iu,jv->ijuv", bt, bt).reshape(a * a, 1, a, a).to(dtype))
+        self.register_buffer("wout", torch.einsum("ri,sj->ijrs", at, at).reshape(a * a, 1, m, m).to(dtype))
+        self.register_buffer("u1x1", self.u.reshape(a * a * self.out_channels, self.in_channels, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self._size(x)
+        a, m, cin, cout = self.a, self.m, self.in_channels, self.out_channels
+        xp, nh, nw = self._padded(x)
+        v = F.conv2d(xp.reshape(-1, 1, nh * m + 2, nw * m + 2), self.win, stride=m)  # (B*Cin, P, nh, nw)
+        v = v.reshape(-1, cin, a * a, nh, nw).transpose(1, 2).reshape(-1, a * a * cin, nh, nw)
+        mm = F.conv2d(v, self.u1x1, groups=a * a)                                      # (B, P*Cout, nh, nw)
+        mm = mm.reshape(-1, a * a, cout, nh, nw).transpose(1, 2).reshape(-1, a * a, nh, nw)
+        y = F.conv_transpose2d(mm, self.wout, stride=m).reshape(-1, cout, nh * m, nw * m)
+        return self._finish(y, h, w)
+
+
+class WinogradConv2dGrouped(_TiledGraph):
+    """F(4x4, 3x3) with the input transform as two depthwise strided convs (kernels (6, 1) and (1, 6),
+    stride 4), the channel contraction one batched MatMul over the 36 tile positions and the output
+    transform two small MatMuls. In ONNX Runtime it beats :class:`WinogradConv2dFold` from 512 channels
+    up, where the tiles are few and the contraction dominates (1.91x the direct conv at 512)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__(conv)
+        a, c, bt = self.a, self.in_channels, self.bt
+        self.register_buffer("wh", bt.reshape(1, a, a, 1).expand(c, a, a, 1).reshape(c * a, 1, a, 1).contiguous())
+        self.register_buffer("ww", bt.reshape(1, a, 1, a).expand(c * a, a, 1, a).reshape(c * a * a, 1, 1, a).contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self._size(x)
+        a, m, cin, cout = self.a, self.m, self.in_channels, self.out_channels
+        xp, nh, nw = self._padded(x)
+        v = F.conv2d(xp, self.wh, stride=(m, 1), groups=cin)                 # (B, Cin*a, nh, Wp)
+        v = F.conv2d(v, self.ww, stride=(1, m), groups=cin * a)              # (B, Cin*P, nh, nw)
+        v = v.reshape(-1, cin, a * a, nh * nw).permute(2, 1, 0, 3).reshape(a * a, cin, -1)
+        mm = torch.matmul(self.u, v)                                          # (P, Cout, N)
+        y = torch.matmul(self.at, mm.reshape(a, -1)).reshape(m, a, -1)
+        y = torch.matmul(self.at, y)                                          # (m, m, Cout*N)
+        y = y.reshape(m, m, cout, -1, nh, nw).permute(3, 2, 4, 0, 5, 1).reshape(-1, cout, nh * m, nw * m)
+        return self._finish(y, h, w)
+
+
+# The export-friendly formulations (eval.timing.winograd_probe times each in a runtime).
+GRAPH_FORMULATIONS = {"grouped_conv": WinogradConv2dGrouped, "slices_matmul": WinogradConv2dGraph,
+                      "conv_fold": WinogradConv2dFold}
+# ONNX Runtime: the folded convs below this many input channels, the grouped form from it up.
+ONNX_GROUPED_MIN_CHANNELS = 512
+
+
+def onnx_winograd_conv(conv: nn.Conv2d) -> nn.Module:
+    """The formulation ONNX Runtime runs fastest for this conv's width (winograd_onnx_probe.json)."""
+    return (WinogradConv2dGrouped if conv.in_channels >= ONNX_GROUPED_MIN_CHANNELS else WinogradConv2dFold)(conv)
+
+
+def winograd_model(model: nn.Module, m: int = 4, min_channels: int = 0, graph: bool | str = False,
+                   min_out_channels: int = 0) -> nn.Module:
     """Deep copy of ``model`` (in eval mode) with every eligible 3x3 conv of at least ``min_channels``
-    input channels made Winograd: :class:`WinogradConv2d` (torch eager), or with ``graph``
-    :class:`WinogradConv2dGraph` (m = 4 only; for an ONNX export that OpenVINO runs)."""
+    input and ``min_out_channels`` output channels made Winograd: :class:`WinogradConv2d` (torch eager); with ``graph=True`` (or
+    ``"openvino"``) :class:`WinogradConv2dGraph`, for an ONNX export that OpenVINO runs; with
+    ``graph="onnx"`` :func:`onnx_winograd_conv`'s choice per width, for ONNX Runtime (m = 4 only)."""
     if graph and m != 4:
         raise ValueError("the exportable Winograd graph is F(4x4, 3x3): m must be 4")
+    if graph not in (False, True, "openvino", "onnx"):
+        raise ValueError(f"graph must be False, True, 'openvino' or 'onnx', got {graph!r}")
+    make = (onnx_winograd_conv if graph == "onnx" else WinogradConv2dGraph if graph
+            else lambda conv: WinogradConv2d(conv, m))
     model = copy.deepcopy(model).eval()
     for parent in list(model.modules()):
         for name, child in parent.named_children():
-            if is_eligible(child) and child.in_channels >= min_channels:
-                setattr(parent, name, WinogradConv2dGraph(child) if graph else WinogradConv2d(child, m))
+            if is_eligible(child) and child.in_channels >= min_channels and child.out_channels >= min_out_channels:
+                setattr(parent, name, make(child))
     return model

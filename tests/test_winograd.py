@@ -70,15 +70,41 @@ def test_winograd_model_matches_the_original_and_leaves_it_untouched():
 
 @pytest.mark.parametrize("name", ["grouped_conv", "slices_matmul", "conv_fold"])
 @pytest.mark.parametrize("size", [(7, 9), (8, 12)])
-def test_openvino_probe_formulations_compute_the_same_convolution(name, size):
-    """The export-friendly Winograd graphs that eval.timing.winograd_probe times in OpenVINO are the
-    same 3x3 convolution (so their timings compare like with like)."""
+@pytest.mark.parametrize("bias", [False, True])
+def test_export_formulations_compute_the_same_convolution(name, size, bias):
+    """The export-friendly Winograd graphs (the ones eval.timing.winograd_probe times in OpenVINO and
+    ONNX Runtime, and the backends export) are the same 3x3 convolution, bias included."""
     from eval.timing.winograd_probe import FORMULATIONS
 
     torch.manual_seed(0)
-    conv = nn.Conv2d(6, 10, 3, 1, 1, bias=False)
+    conv = nn.Conv2d(6, 10, 3, 1, 1, bias=bias)
     x = torch.randn(2, 6, *size)
     with torch.inference_mode():
         ref, y = conv(x), FORMULATIONS[name](conv)(x)
     assert y.shape == ref.shape
     assert ((y - ref).norm() / ref.norm()).item() < TOLERANCE[4], f"{name}: null {null_db(y, ref):.1f} dB"
+
+
+def test_onnx_winograd_export_takes_any_batch_and_picks_the_form_by_width(tmp_path):
+    """The ONNX Runtime Winograd graph (folded convs below 512 input channels, the grouped form from
+    512 up) exports with a dynamic batch axis and matches the direct convolutions at batch 1 and 3."""
+    ort = pytest.importorskip("onnxruntime")
+    from separation.winograd import ONNX_GROUPED_MIN_CHANNELS, WinogradConv2dFold, WinogradConv2dGrouped
+
+    torch.manual_seed(0)
+    wide = ONNX_GROUPED_MIN_CHANNELS
+    net = nn.Sequential(nn.Conv2d(4, wide, 3, 1, 1), nn.GELU(), nn.Conv2d(wide, 6, 3, 1, 1, bias=False)).eval()
+    fast = winograd_model(net, graph="onnx")
+    assert isinstance(fast[0], WinogradConv2dFold) and isinstance(fast[2], WinogradConv2dGrouped)
+    path = tmp_path / "net.onnx"
+    with torch.no_grad():
+        torch.onnx.export(fast, (torch.randn(2, 4, 10, 13),), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = torch.randn(batch, 4, 10, 13)
+        with torch.no_grad():
+            ref = net(x)
+        y = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+        assert y.shape == ref.shape
+        assert null_db(y, ref) < -80, f"batch {batch}: null {null_db(y, ref):.1f} dB"
