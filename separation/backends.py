@@ -57,6 +57,14 @@ WINOGRAD_MIN_CHANNELS = 512
 ONNX_WINOGRAD_MIN_CHANNELS = 256
 
 
+def onnx_winograd_convs(model) -> int:
+    """How many of ``model``'s 3x3 convolutions ``onnx-winograd`` exports as Winograd graphs."""
+    from .winograd import is_eligible
+
+    return sum(is_eligible(mod) and min(mod.in_channels, mod.out_channels) >= ONNX_WINOGRAD_MIN_CHANNELS
+               for mod in model.modules())
+
+
 def cache_root() -> Path:
     return cache_dir().parent  # ~/.cache/drumsep-lab (or $DRUMSEP_CACHE), beside checkpoints/
 
@@ -165,7 +173,10 @@ def machine_key(threads: int) -> tuple[str, str]:
 # openvino-winograd is not a candidate: on the full model it measured level with openvino (median of 3
 # interleaved rounds 1.69x against 1.76x the reference, results/backends/full_cpu_o1_repeats3.json), and on
 # models narrower than WINOGRAD_MIN_CHANNELS it is the same graph, so auto would only pay a second export.
-CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "openvino"),
+# onnx-winograd is one: on the full model it ran 1.28x plain onnx (median of 5 interleaved rounds, 2.05x against 1.59x
+# the reference, results/backends/full_cpu_o1_onnx_winograd_repeats5.json); on a model with no 3x3 conv that wide
+# (every student, the demo teacher) its graph is plain onnx's, so auto skips it there instead of exporting twice.
+CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "onnx-winograd", "openvino"),
               "bf16": ("torch", "compile", "openvino"),
               "fp16": ("torch",)}
 
@@ -211,6 +222,10 @@ def choose_backend(model, candidates=None, threads: int | None = None, precision
     chunk = torch.randn(1, model.spec.audio.num_channels, model.spec.audio.chunk_size) * 0.1
     seconds, first_call, skipped = {}, {}, {}
     for name in candidates:
+        if name == "onnx-winograd" and not onnx_winograd_convs(model):
+            skipped[name] = (f"no 3x3 convolution with >= {ONNX_WINOGRAD_MIN_CHANNELS} input and output channels: "
+                             "the same graph as onnx")
+            continue
         try:
             separator = prepare_backend(model, name, threads, log=log, precision=precision)
             first, best = time_chunk(separator, chunk, precision=runner_precision(name, precision))

@@ -98,6 +98,20 @@ def test_auto_measures_once_and_records_why(tiny_model, monkeypatch):
     assert choose_backend(tiny_model, candidates=("torch", "onnx"), threads=1)[0] == name  # cached choice
 
 
+def test_auto_skips_onnx_winograd_where_its_graph_is_plain_onnx(tiny_model, monkeypatch):
+    """auto measures onnx-winograd only on a model with a 3x3 conv wide enough to become Winograd; on a
+    narrow one it says why it skipped it instead of exporting the same graph twice."""
+    assert "onnx-winograd" in backends.CANDIDATES["fp32"]
+    assert backends.onnx_winograd_convs(tiny_model) == 0
+    name, record = choose_backend(tiny_model, candidates=("onnx", "onnx-winograd"), threads=1, log=lambda *_: None)
+    assert name == "onnx" and "same graph as onnx" in record["skipped"]["onnx-winograd"]
+    monkeypatch.setattr(backends, "ONNX_WINOGRAD_MIN_CHANNELS", 1)
+    assert backends.onnx_winograd_convs(tiny_model) > 0
+    name, record = choose_backend(tiny_model, candidates=("onnx", "onnx-winograd"), threads=1, log=lambda *_: None,
+                                  refresh=True)
+    assert set(record["seconds_per_chunk"]) == {"onnx", "onnx-winograd"} and not record["skipped"]
+
+
 def test_missing_runtime_says_how_to_install(tiny_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     with pytest.raises(UserError, match="pip install openvino"):
