@@ -16,9 +16,9 @@ writes says why. A backend that cannot load never falls back silently: it raises
 is OpenVINO running an export in which the 3x3 convolutions of at least
 :data:`WINOGRAD_MIN_CHANNELS` input channels are Winograd graphs (where OpenVINO's direct convolution
 loses to them; :mod:`eval.timing.winograd_probe`). ``onnx-winograd`` is ONNX Runtime running an export in
-which every 3x3 convolution is Winograd F(4x4, 3x3) written as convolutions and batched MatMuls
-(:func:`separation.winograd.onnx_winograd_conv`), which ONNX Runtime runs in its own tuned kernels, for
-the convolutions of at least :data:`ONNX_WINOGRAD_MIN_CHANNELS` input and output channels.
+which the 3x3 convolutions of at least :data:`ONNX_WINOGRAD_MIN_CHANNELS` input and output channels are
+Winograd F(4x4, 3x3) written as convolutions and batched MatMuls
+(:func:`separation.winograd.onnx_winograd_conv`), which ONNX Runtime runs in its own tuned kernels.
 """
 from __future__ import annotations
 
@@ -39,8 +39,6 @@ from .pretrained import cache_dir
 from .runner import autocast_for
 
 BACKENDS = ("torch", "winograd", "compile", "onnx", "onnx-winograd", "openvino", "openvino-winograd")
-INSTALL = {"onnx": "pip install onnxruntime onnx", "onnx-winograd": "pip install onnxruntime onnx",
-           "openvino": "pip install openvino onnx", "openvino-winograd": "pip install openvino onnx"}
 RUNTIME_MODULE = {"onnx": "onnxruntime", "onnx-winograd": "onnxruntime", "openvino": "openvino",
                   "openvino-winograd": "openvino"}
 # From this many input channels up the 3x3 convs are Winograd graphs. One TFC block (AVX2 EPYC,
@@ -59,10 +57,9 @@ ONNX_WINOGRAD_MIN_CHANNELS = 256
 
 def onnx_winograd_convs(model) -> int:
     """How many of ``model``'s 3x3 convolutions ``onnx-winograd`` exports as Winograd graphs."""
-    from .winograd import is_eligible
+    from .winograd import is_target
 
-    return sum(is_eligible(mod) and min(mod.in_channels, mod.out_channels) >= ONNX_WINOGRAD_MIN_CHANNELS
-               for mod in model.modules())
+    return sum(is_target(mod, ONNX_WINOGRAD_MIN_CHANNELS, ONNX_WINOGRAD_MIN_CHANNELS) for mod in model.modules())
 
 
 def cache_root() -> Path:
@@ -100,7 +97,7 @@ def _require(backend: str) -> None:
         __import__(module)
         __import__("onnx")
     except ImportError:
-        raise UserError(f"backend {backend} needs {module}, which is not installed: {INSTALL[backend]}") from None
+        raise UserError(f"backend {backend} needs {module}, which is not installed: pip install {module} onnx") from None
 
 
 def exported_onnx(model, backend: str, log: Callable[[str], None] = print) -> Path:

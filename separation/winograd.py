@@ -90,6 +90,12 @@ def is_eligible(conv: nn.Module) -> bool:
             and conv.padding_mode == "zeros")
 
 
+def is_target(conv: nn.Module, min_channels: int = 0, min_out_channels: int = 0) -> bool:
+    """An eligible 3x3 conv with at least ``min_channels`` input and ``min_out_channels`` output channels:
+    what :func:`winograd_model` converts."""
+    return is_eligible(conv) and conv.in_channels >= min_channels and conv.out_channels >= min_out_channels
+
+
 class WinogradConv2d(nn.Module):
     """Drop-in inference replacement for a 3x3/stride-1/padding-1 ``nn.Conv2d``.
 
@@ -228,7 +234,7 @@ class WinogradConv2dFold(_TiledGraph):
     36-group 1x1 conv, the output transform A^T M A one 36 -> 1 stride-4 transposed conv. ONNX Runtime
     runs all three in its own tuned conv kernels, where the gather/transpose formulation
     (:class:`WinogradConv2dGraph`) spends its time in generic Slice/Concat/Transpose. One TFC block in
-    ONNX Runtime on the AVX2 EPYC (``python -m eval.timing.winograd_probe --runtime onnx``,
+    ONNX Runtime on the AVX-512 EPYC (``python -m eval.timing.winograd_probe --runtime onnx``,
     ``results/backends/winograd_onnx_probe.json``): 1.22x the direct conv at 128 channels, 1.72x at 256,
     1.87x at 384, 1.35x at 512."""
 
@@ -305,6 +311,6 @@ def winograd_model(model: nn.Module, m: int = 4, min_channels: int = 0, graph: b
     model = copy.deepcopy(model).eval()
     for parent in list(model.modules()):
         for name, child in parent.named_children():
-            if is_eligible(child) and child.in_channels >= min_channels and child.out_channels >= min_out_channels:
+            if is_target(child, min_channels, min_out_channels):
                 setattr(parent, name, make(child))
     return model

@@ -165,13 +165,13 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", help="write the JSON here as well")
     args = parse_cli(parser, argv)
+    formulations = [f for f in args.formulations.split(",") if f]
+    unknown = set(formulations) - set(FORMULATIONS)
+    if unknown:
+        parser.error(f"unknown formulation(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORMULATIONS)}")
     results = []
     for shape in args.shapes.split(","):
         c, h, w = (int(v) for v in shape.lower().split("x"))
-        formulations = [f for f in args.formulations.split(",") if f]
-        unknown = set(formulations) - set(FORMULATIONS)
-        if unknown:
-            parser.error(f"unknown formulation(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORMULATIONS)}")
         results.append(probe(c, h, w, args.threads, args.repeats, args.runtime, formulations))
         print(json.dumps({k: results[-1][k] for k in ("channels", "height", "width")} |
                          {n: round(r["seconds"], 3) for n, r in results[-1]["rows"].items()}), flush=True)
