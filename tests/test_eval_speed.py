@@ -194,3 +194,15 @@ def test_profile_channels_last_keeps_the_output(tiny_model, tmp_path):
     tiny_model.spec.to_yaml(config)
     report = profile_main(["--config", str(config), "--channels-last", "--threads", "1", "--out", str(tmp_path / "p.json")])
     assert report["channels_last"] is True and json.loads((tmp_path / "p.json").read_text())["wall_seconds"] > 0
+
+
+def test_a_backend_row_may_name_its_own_precision(tmp_path):
+    """``torch:bf16`` beside ``torch``: the row runs under the Runner's bf16 autocast (measurably off the
+    fp32 row, not broken), in every interleaved round; OpenVINO's bf16 is its own, so its Runner stays fp32."""
+    report = speed_cli(tmp_path, "--seconds", "0.4", "--num-overlap", "2", "--backends", "torch,torch:bf16,openvino:bf16",
+                       "--repeats", "2", "--no-reference")
+    rows = {row["variant"]: row for row in report["backends"]}
+    assert rows["torch"]["precision"] == "fp32" and rows["torch"]["null_db_vs_torch_fp32"] == float("-inf")
+    assert rows["torch:bf16"]["precision"] == "bf16" and -60 < rows["torch:bf16"]["null_db_vs_torch_fp32"] < -10
+    assert rows["openvino:bf16"]["precision"] == "fp32" and rows["openvino:bf16"]["null_db_vs_torch_fp32"] < -10
+    assert all(len(row["seconds_samples"]) == 2 for row in rows.values())

@@ -56,17 +56,19 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
 
     ``null_floor`` also runs the model once in float64 (``float64_floor`` in the report, and
     ``null_db_vs_fp64`` in each row): how far each row, torch fp32 included, is from the exact result."""
-    from separation.backends import prepare_backend
+    from separation.backends import prepare_backend, runner_precision
 
     mix = synthetic_mix(seconds)
-    # "openvino:bf16" = that backend at that precision (the torch rows use the Runner's autocast)
-    variants = {b: prepare_backend(model, b.split(":")[0], threads, precision=(b.split(":") + ["fp32"])[1])
-                for b in backends}
+    # "openvino:bf16" / "torch:bf16" = that backend at that precision: OpenVINO runs bf16 itself, the
+    # torch backends through the Runner's autocast; a row without one runs at the run's --precision
+    named = {b: b.split(":") + [None] for b in backends}
+    variants = {b: prepare_backend(model, name, threads, precision=given or "fp32") for b, (name, given, *_) in named.items()}
+    per_row = {b: {"precision": runner_precision(name, given)} for b, (name, given, *_) in named.items() if given}
     chunk = runner_kwargs.get("chunk_size") or model.spec.audio.chunk_size
     shared = model_stats(model, chunk, runner_kwargs["num_overlap"])  # the model's FLOPs, whatever runs it
     stats = {(b, chunk, runner_kwargs["num_overlap"]): shared for b in backends}
     outputs, kwargs = {}, {**runner_kwargs, "chunk_size": chunk}
-    rows = benchmark_variants(variants, mix, kwargs, reference_variant="torch",
+    rows = benchmark_variants(variants, mix, kwargs, reference_variant="torch", per_variant_kwargs=per_row,
                               stats=stats, outputs=outputs, progress=True)
     reference, kept = {}, {}
     if reference_impl:
@@ -85,7 +87,7 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
             row["speed_ratio_vs_reference_impl"] = reference["seconds"] / row["seconds"]
     floor = _float64_floor(model, mix, kwargs, rows, outputs, base, base_name) if null_floor else None
     if repeats > 1:
-        _repeat_rounds(model, variants, rows, reference, mix, kwargs, repeats)
+        _repeat_rounds(model, variants, rows, reference, mix, kwargs, repeats, per_row)
     report = {"model": name, "backends": rows, "reference_impl": reference, "machine": machine_info(),
               "flop_note": FLOP_NOTE, "command": command_string("eval.speed"), "repeats": repeats}
     if floor:
@@ -112,7 +114,7 @@ def _float64_floor(model, mix, runner_kwargs: dict, rows: list[dict], outputs: d
 
 
 def _repeat_rounds(model, variants: dict, rows: list[dict], reference: dict, mix, runner_kwargs: dict,
-                   repeats: int) -> None:
+                   repeats: int, per_row: dict[str, dict]) -> None:
     """Rounds 2..``repeats`` of :func:`backend_report`; rewrites the rows' timings as medians."""
     from statistics import median
 
@@ -121,7 +123,7 @@ def _repeat_rounds(model, variants: dict, rows: list[dict], reference: dict, mix
 
     samples = {row["variant"]: [row["seconds"]] for row in rows}
     ref_samples = [reference["seconds"]] if "seconds" in reference else []
-    runners = {b: runner_for(m, runner_kwargs) for b, m in variants.items()}
+    runners = {b: runner_for(m, {**runner_kwargs, **per_row.get(b, {})}) for b, m in variants.items()}
     plan = next(iter(runners.values()))  # every runner has the same chunk and overlap
     for _ in range(repeats - 1):
         for b, runner in runners.items():
