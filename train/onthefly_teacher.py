@@ -99,30 +99,35 @@ def validate(model: torch.nn.Module, mixture: torch.Tensor, stems: torch.Tensor,
 
 def time_train_step(model: torch.nn.Module, loss_fn, mixture: torch.Tensor, stems: torch.Tensor,
                     autocast: dict) -> float:
-    """Seconds of one forward + backward at ``autocast`` (after one untimed call that pays oneDNN's
-    primitive set-up); the gradients are dropped, so the weights and the optimiser are untouched."""
-    seconds = []
-    for _ in range(2):
-        start = time.perf_counter()
-        with torch.autocast(**autocast):
-            estimate = model(mixture).float()
-        loss_fn(estimate, stems, mixture).backward()
-        model.zero_grad(set_to_none=True)
-        seconds.append(time.perf_counter() - start)
-    return seconds[-1]
+    """Seconds of one forward + backward at ``autocast``; the gradients are dropped, so the weights and
+    the optimiser are untouched."""
+    start = time.perf_counter()
+    with torch.autocast(**autocast):
+        estimate = model(mixture).float()
+    loss_fn(estimate, stems, mixture).backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
 
 
 def choose_precision(requested: str, device: torch.device, model, loss_fn, mixture, stems) -> tuple[str, str]:
     """The autocast precision to train in, and why. ``auto`` keeps bf16 on CUDA (the recipe of every GPU
-    teacher) and on a CPU measures one step each way: bf16 wins ~2x where the CPU has AMX (Sapphire
-    Rapids and later), and loses where it has neither AMX nor AVX-512 BF16, so it is not assumed."""
+    teacher) and on a CPU measures: bf16 autocast runs the convolutions in AMX tiles where the CPU has
+    them (Sapphire Rapids and later) and costs casts where it has not, so it is not assumed. Each precision
+    is called once untimed (oneDNN builds its kernels), then twice interleaved with the other, and the
+    faster of its two is kept, so a burst of other work on the machine does not decide."""
     if requested != "auto":
         return requested, f"--precision {requested}"
     if device.type == "cuda":
         return "bf16", "auto on CUDA: bf16 autocast"
-    times = {p: time_train_step(model, loss_fn, mixture, stems, autocast_settings(p, device)) for p in ("fp32", "bf16")}
+    settings = {p: autocast_settings(p, device) for p in ("fp32", "bf16")}
+    for autocast in settings.values():
+        time_train_step(model, loss_fn, mixture, stems, autocast)
+    times = {p: float("inf") for p in settings}
+    for _ in range(2):
+        for p, autocast in settings.items():
+            times[p] = min(times[p], time_train_step(model, loss_fn, mixture, stems, autocast))
     best = min(times, key=times.get)
-    return best, "auto on this CPU, one step of this batch: " + ", ".join(f"{p} {t:.2f} s" for p, t in times.items())
+    return best, "auto on this CPU, best of two steps of this batch: " + ", ".join(f"{p} {t:.2f} s" for p, t in times.items())
 
 
 def autocast_settings(precision: str, device: torch.device) -> dict:
