@@ -198,14 +198,17 @@ def quantize_openvino(fp32_onnx: str | os.PathLike, calibration_spectra, out_pat
 
 
 # ------------------------------------------------------------------------------ loading
-def load_int8_separator(path: str | os.PathLike, threads: int | None = None, spec=None):
+def load_int8_separator(path: str | os.PathLike, threads: int | None = None, spec=None, rest: str = "fp32"):
     """The separator the Runner drives for an int8 file: ``.xml`` -> OpenVinoSeparator,
-    ``.onnx`` -> OnnxSeparator (ONNX Runtime)."""
+    ``.onnx`` -> OnnxSeparator (ONNX Runtime). ``rest``: the precision OpenVINO runs the layers int8
+    leaves in float at (``bf16`` uses AMX tiles where the CPU has them)."""
     from separation.onnx_backend import OnnxSeparator, OpenVinoSeparator
 
     path = Path(path)
     if path.suffix == ".xml":
-        return OpenVinoSeparator(path, spec, threads=threads)
+        return OpenVinoSeparator(path, spec, threads=threads, precision=rest)
+    if rest != "fp32":
+        raise UserError(f"{path}: only OpenVINO runs an int8 graph's float layers in {rest}.")
     if path.suffix == ".onnx":
         return OnnxSeparator(path, spec, threads=threads)
     raise UserError(f"{path}: an int8 model here is an ONNX Runtime .onnx or an OpenVINO .xml.")

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1, help="time each row this many times, keep the best (a shared CPU is noisy)")
     p.add_argument("--workdir", help="keep the fp32/int8 models here (default: a temporary folder, removed)")
     p.add_argument("--profile", action="store_true", help="also profile one spectral-core call per runtime row by op type")
+    p.add_argument("--bf16", action="store_true",
+                   help="openvino: also time its bf16 (the fp32 graph) and the int8 graph with its float layers in bf16")
     p.add_argument("--out-json", help="write the JSON here too (atomically)")
     return p
 
@@ -193,6 +195,13 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(row)
             del sep
             gc.collect()
+            if args.bf16 and runtime == "openvino":
+                sep = OpenVinoSeparator(fp32_onnx, spec, threads=args.threads, precision="bf16")
+                _log(f"{runtime} bf16")
+                timed = _time_variant(f"{runtime}:bf16", sep, mix, runner_kwargs, peak, outputs, args.repeats)
+                rows.append(row_for(runtime, "bf16", timed, "export", export_seconds, sep.size_mb, reference,
+                                    runtime_fp32, path=fp32_onnx)[0])
+                del sep
             # int8 on this runtime
             _log(f"{runtime} int8: calibrating on {len(spectra)} crops of {args.calibration}")
             start = time.perf_counter()
@@ -210,7 +219,15 @@ def main(argv: list[str] | None = None) -> dict:
             if args.profile:
                 row["profile"] = profile_ops(path, runtime, spectra[0], args.threads)
             rows.append(row)
-            del sep, runtime_fp32
+            del sep
+            if args.bf16 and runtime == "openvino":  # the same int8 graph, its float layers in bf16
+                sep = load_int8_separator(path, args.threads, spec, rest="bf16")
+                _log(f"{runtime} int8 + bf16")
+                timed = _time_variant(f"{runtime}:int8+bf16", sep, mix, runner_kwargs, peak, outputs, args.repeats)
+                rows.append(row_for(runtime, "int8+bf16", timed, "quantization", quant_seconds, sep.size_mb, reference,
+                                    runtime_fp32, path=path)[0])
+                del sep
+            del runtime_fp32
             gc.collect()
     finally:
         if not args.workdir:

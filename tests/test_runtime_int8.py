@@ -173,6 +173,23 @@ def test_cli_writes_json_rows(tmp_path, calib_dir):
         rq.main(["--config", str(config), "--calibration", str(tmp_path / "test"), "--seconds", "0.5"])
 
 
+def test_openvino_bf16_rows_beside_int8(tmp_path, calib_dir):
+    """--bf16: OpenVINO's bf16 of the fp32 graph, and the int8 graph with its float layers in bf16, in the same run."""
+    config = tmp_path / "tiny.yaml"
+    tiny_spec(num_channels=8, growth=8).to_yaml(config)
+    report = rq.main(["--config", str(config), "--calibration", str(calib_dir), "--crops", "2", "--seconds", "0.5",
+                      "--threads", "1", "--num-overlap", "2", "--keep-fp32", "none", "--runtimes", "openvino", "--bf16"])
+    rows = report["rows"]
+    assert [(r["runtime"], r["precision"]) for r in rows] == [
+        ("torch", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"), ("openvino", "int8+bf16")]
+    bf16, int8, int8_bf16 = rows[2], rows[3], rows[4]
+    assert bf16["build"] == "export" and int8_bf16["build"] == "quantization"
+    assert -60 < bf16["null_db_vs_runtime_fp32"] < -10       # bf16 rounding: measurably off, not broken
+    assert int8_bf16["null_db_vs_torch_fp32"] < 0 and int8_bf16["size_mb"] == int8["size_mb"]
+    with pytest.raises(UserError, match="only OpenVINO"):
+        rq.load_int8_separator(tmp_path / "x.onnx", rest="bf16")
+
+
 def test_pareto_loader_quantizes_students(tmp_path, calib_dir):
     from compress.eval_hooks import load_int8
 
