@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"--runtimes {args.runtimes!r}: choose from {', '.join(RUNTIMES)}.")
     if args.seconds <= 0:
         raise UserError("--seconds must be positive.")
+    if args.bf16 and "openvino" not in runtimes:
+        raise UserError("--bf16 adds OpenVINO rows: add openvino to --runtimes.")
     keep = () if args.keep_fp32.strip().lower() in ("", "none") else tuple(k.strip() for k in args.keep_fp32.split(",") if k.strip())
     calibration_files(args.calibration)  # refuse a bad folder before any export
     torch.manual_seed(args.seed)
@@ -166,6 +168,12 @@ def main(argv: list[str] | None = None) -> dict:
         _log(json.dumps({k: row[k] for k in ("runtime", "precision", "seconds", "null_db_vs_torch_fp32")}))
         return row, out
 
+    def bf16_row(precision: str, sep, build: str, build_seconds: float, runtime_fp32, path) -> dict:
+        """An OpenVINO row whose float layers run in bf16 (AMX tiles where the CPU has them)."""
+        _log(f"openvino {precision}")
+        timed = _time_variant(f"openvino:{precision}", sep, mix, runner_kwargs, peak, outputs, args.repeats)
+        return row_for("openvino", precision, timed, build, build_seconds, sep.size_mb, reference, runtime_fp32, path=path)[0]
+
     try:
         _log(f"torch fp32 eager on {mix.shape[-1] / sr:.1f} s of audio ({args.threads} threads)")
         timed = _time_variant("torch:fp32", model, mix, runner_kwargs, peak, outputs, args.repeats)
@@ -196,12 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
             del sep
             gc.collect()
             if args.bf16 and runtime == "openvino":
-                sep = OpenVinoSeparator(fp32_onnx, spec, threads=args.threads, precision="bf16")
-                _log(f"{runtime} bf16")
-                timed = _time_variant(f"{runtime}:bf16", sep, mix, runner_kwargs, peak, outputs, args.repeats)
-                rows.append(row_for(runtime, "bf16", timed, "export", export_seconds, sep.size_mb, reference,
-                                    runtime_fp32, path=fp32_onnx)[0])
-                del sep
+                rows.append(bf16_row("bf16", OpenVinoSeparator(fp32_onnx, spec, threads=args.threads, precision="bf16"),
+                                     "export", export_seconds, runtime_fp32, fp32_onnx))
             # int8 on this runtime
             _log(f"{runtime} int8: calibrating on {len(spectra)} crops of {args.calibration}")
             start = time.perf_counter()
@@ -221,12 +225,8 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(row)
             del sep
             if args.bf16 and runtime == "openvino":  # the same int8 graph, its float layers in bf16
-                sep = load_int8_separator(path, args.threads, spec, rest="bf16")
-                _log(f"{runtime} int8 + bf16")
-                timed = _time_variant(f"{runtime}:int8+bf16", sep, mix, runner_kwargs, peak, outputs, args.repeats)
-                rows.append(row_for(runtime, "int8+bf16", timed, "quantization", quant_seconds, sep.size_mb, reference,
-                                    runtime_fp32, path=path)[0])
-                del sep
+                rows.append(bf16_row("int8+bf16", load_int8_separator(path, args.threads, spec, rest="bf16"),
+                                     "quantization", quant_seconds, runtime_fp32, path))
             del runtime_fp32
             gc.collect()
     finally:

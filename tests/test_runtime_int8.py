@@ -188,6 +188,8 @@ def test_openvino_bf16_rows_beside_int8(tmp_path, calib_dir):
     assert int8_bf16["null_db_vs_torch_fp32"] < 0 and int8_bf16["size_mb"] == int8["size_mb"]
     with pytest.raises(UserError, match="only OpenVINO"):
         rq.load_int8_separator(tmp_path / "x.onnx", rest="bf16")
+    with pytest.raises(SystemExit):  # --bf16 without openvino would be silently ignored: refused before any work
+        rq.main(["--config", str(config), "--calibration", str(calib_dir), "--runtimes", "onnx", "--bf16"])
 
 
 def test_pareto_loader_quantizes_students(tmp_path, calib_dir):

@@ -61,9 +61,9 @@ def backend_report(model, name: str, backends: list[str], seconds: float, runner
     mix = synthetic_mix(seconds)
     # "openvino:bf16" / "torch:bf16" = that backend at that precision: OpenVINO runs bf16 itself, the
     # torch backends through the Runner's autocast; a row without one runs at the run's --precision
-    named = {b: b.split(":") + [None] for b in backends}
-    variants = {b: prepare_backend(model, name, threads, precision=given or "fp32") for b, (name, given, *_) in named.items()}
-    per_row = {b: {"precision": runner_precision(name, given)} for b, (name, given, *_) in named.items() if given}
+    named = {b: b.partition(":")[::2] for b in backends}  # "torch:bf16" -> ("torch", "bf16"), "torch" -> ("torch", "")
+    variants = {b: prepare_backend(model, name, threads, precision=given or "fp32") for b, (name, given) in named.items()}
+    per_row = {b: {"precision": runner_precision(name, given)} for b, (name, given) in named.items() if given}
     chunk = runner_kwargs.get("chunk_size") or model.spec.audio.chunk_size
     shared = model_stats(model, chunk, runner_kwargs["num_overlap"])  # the model's FLOPs, whatever runs it
     stats = {(b, chunk, runner_kwargs["num_overlap"]): shared for b in backends}
