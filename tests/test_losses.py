@@ -116,6 +116,10 @@ def test_onthefly_teacher_writes_a_loadable_best_and_resumes(tmp_path):
     assert curve["select"] == "fsdr" and curve["precision"] in ("fp32", "bf16")  # auto measured one on this CPU
     again = main(args[:5] + ["0.1"] + args[6:])  # a larger budget resumes from last.pt
     assert again["steps"] > first["steps"]
+    steps = [row["step"] for row in json.loads((tmp_path / "export" / "curve.json").read_text())["curve"]]
+    assert steps == sorted(set(steps))  # the resume did not validate the same step twice
+    assert main(args[:5] + ["0.1"] + args[6:])["steps"] == again["steps"]  # nothing left: no step, no new row
+    assert len(json.loads((tmp_path / "export" / "curve.json").read_text())["curve"]) == len(steps)
     with pytest.raises(SystemExit, match="--select fsdr"):  # a best fsdr is no best sdr: refuse to mix them
         main(args[:-1] + ["sdr"])
 
@@ -124,18 +128,21 @@ def test_auto_training_precision_is_measured_on_a_cpu_and_leaves_the_weights_alo
     from separation.config import ModelSpec
     from separation.model import TFC_TDF_net
     from separation.pretrained import MODELS_DIR
-    from train.onthefly_teacher import choose_precision
+    from train.precision import choose_precision
 
     spec = ModelSpec.from_yaml(MODELS_DIR / "demo_teacher.yaml").replace(
         model={"num_channels": 4, "growth": 4, "num_scales": 2}, audio={"chunk_size": 512 * 31, "dim_t": 32})
     model = TFC_TDF_net(spec)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     stems = 0.1 * torch.randn(2, 5, 2, spec.audio.chunk_size, generator=torch.Generator().manual_seed(0))
-    chosen, why = choose_precision("auto", torch.device("cpu"), model, make_loss("mse"), stems.sum(1), stems)
+    loss = make_loss("mse")
+    chosen, why = choose_precision("auto", torch.device("cpu"), model, lambda: loss(model(stems.sum(1)).float(), stems, stems.sum(1)))
     assert chosen in ("fp32", "bf16") and "fp32" in why and "bf16" in why and len(re.findall(r"\d\.\d\d s", why)) == 2
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
-    assert choose_precision("fp32", torch.device("cpu"), model, None, None, None) == ("fp32", "--precision fp32")
+    assert choose_precision("fp32", torch.device("cpu"), model, None) == ("fp32", "precision fp32 as configured")
+    with pytest.raises(ValueError, match="fp16"):
+        choose_precision("fp16", torch.device("cpu"), model, None)
 
 
 def test_onthefly_distillation_learns_from_a_teacher_and_refuses_a_mismatched_one(tmp_path):

@@ -157,3 +157,26 @@ def test_ddp_on_cpu_with_two_processes(tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world_size: 2" in proc.stderr + proc.stdout or "distributed_backend=gloo" in proc.stderr + proc.stdout
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_trainer_precision_auto_is_measured_and_bf16_mixed_trains_on_the_cpu(tiny_data, tiny_teacher, tmp_path):
+    """trainer.precision=auto (the CPU default) times DistillModule.training_step both ways and names a
+    Lightning precision; bf16-mixed, which auto picks on a CPU with AMX, trains and exports on any CPU."""
+    from train.distill import distill
+    from train.modules import DistillModule
+    from train.precision import lightning_precision
+    from separation import load_any
+
+    paths, _ = tiny_teacher
+    teacher = load_any(paths["checkpoint"])
+    module = DistillModule(teacher.spec, teacher, alpha=0.5, feature_weight=0.0, lr=1e-3, warmup_steps=1, loss="mse")
+    chosen, why = lightning_precision("auto", module, batch_size=2, num_stems=len(teacher.spec.stems))
+    assert chosen in ("32-true", "bf16-mixed") and "fp32" in why and "bf16" in why
+    assert all(p.grad is None for p in module.parameters())
+    assert lightning_precision("bf16-mixed", module, 2, 5) == ("bf16-mixed", "trainer.precision bf16-mixed as configured")
+    cfg = cfg_for("distill", "+config=test_tiny", f"teacher.checkpoint={paths['checkpoint']}", f"data.root={tiny_data}",
+                  f"output_dir={tmp_path}", "logger=csv", "trainer.precision=bf16-mixed", "export.evaluate=false")
+    result = distill(cfg)
+    student = load_any(result["checkpoint"])  # strict load of what bf16-mixed training exported
+    assert student.spec.model.num_channels == cfg.student.model.num_channels
+    assert all(torch.isfinite(v).all() for v in student.state_dict().values())

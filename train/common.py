@@ -16,6 +16,7 @@ from separation.errors import UserError
 from separation.pretrained import MODELS_DIR
 
 from .checkpoint_io import AtomicCheckpointIO
+from .precision import lightning_precision
 
 
 def base_spec(name_or_path: str) -> ModelSpec:
@@ -70,7 +71,9 @@ def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return path if path.is_file() else None
 
 
-def build_trainer(cfg: DictConfig, ema_decay: float | None) -> L.Trainer:
+def build_trainer(cfg: DictConfig, ema_decay: float | None, precision: str | None = None) -> L.Trainer:
+    """The configured Trainer; ``precision`` (resolved by :func:`fit` when the config says ``auto``)
+    replaces ``cfg.trainer.precision``."""
     out = Path(cfg.output_dir)
     every = int(cfg.trainer.get("val_check_interval") or 50)
     callbacks = [
@@ -85,13 +88,17 @@ def build_trainer(cfg: DictConfig, ema_decay: float | None) -> L.Trainer:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     for logger_cfg in (cfg.get("logger") or {}).values():
         Path(logger_cfg.save_dir).mkdir(parents=True, exist_ok=True)
+    extra = {"precision": precision} if precision is not None else {}
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                       default_root_dir=str(out), plugins=[AtomicCheckpointIO()])
+                       default_root_dir=str(out), plugins=[AtomicCheckpointIO()], **extra)
 
 
 def fit(cfg: DictConfig, module: L.LightningModule, datamodule, ema_decay: float | None) -> L.Trainer:
     """Fit, resuming from ``last.ckpt`` when ``cfg.resume`` (same global step as when it stopped)."""
-    trainer = build_trainer(cfg, ema_decay)
+    precision, why = lightning_precision(str(cfg.trainer.get("precision", "32-true")), module,
+                                         int(cfg.data.batch_size), len(module.model.spec.stems))
+    print(f"trainer precision {precision} ({why})", flush=True)
+    trainer = build_trainer(cfg, ema_decay, precision)
     ckpt = last_checkpoint(cfg.output_dir) if cfg.resume else None
     if ckpt is not None:
         print(f"resuming from {ckpt}")

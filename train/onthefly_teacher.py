@@ -41,6 +41,7 @@ from separation.model import TFC_TDF_net
 from separation.pretrained import MODELS_DIR
 
 from .losses import make_loss
+from .precision import autocast_settings, choose_precision
 
 
 def build_spec(base: str, width: int, crop_frames: int, scales: int | None) -> ModelSpec:
@@ -95,43 +96,6 @@ def validate(model: torch.nn.Module, mixture: torch.Tensor, stems: torch.Tensor,
     return {"sdr": sum(per_stem.values()) / len(per_stem), **{f"sdr_{k}": v for k, v in per_stem.items()},
             "fsdr": sum(per_stem_frames.values()) / len(per_stem_frames),
             **{f"fsdr_{k}": v for k, v in per_stem_frames.items()}}
-
-
-def time_train_step(model: torch.nn.Module, loss_fn, mixture: torch.Tensor, stems: torch.Tensor,
-                    autocast: dict) -> float:
-    """Seconds of one forward + backward at ``autocast``; the gradients are dropped, so the weights and
-    the optimiser are untouched."""
-    start = time.perf_counter()
-    with torch.autocast(**autocast):
-        estimate = model(mixture).float()
-    loss_fn(estimate, stems, mixture).backward()
-    model.zero_grad(set_to_none=True)
-    return time.perf_counter() - start
-
-
-def choose_precision(requested: str, device: torch.device, model, loss_fn, mixture, stems) -> tuple[str, str]:
-    """The autocast precision to train in, and why. ``auto`` keeps bf16 on CUDA (the recipe of every GPU
-    teacher) and on a CPU measures: bf16 autocast runs the convolutions in AMX tiles where the CPU has
-    them (Sapphire Rapids and later) and costs casts where it has not, so it is not assumed. Each precision
-    is called once untimed (oneDNN builds its kernels), then twice interleaved with the other, and the
-    faster of its two is kept, so a burst of other work on the machine does not decide."""
-    if requested != "auto":
-        return requested, f"--precision {requested}"
-    if device.type == "cuda":
-        return "bf16", "auto on CUDA: bf16 autocast"
-    settings = {p: autocast_settings(p, device) for p in ("fp32", "bf16")}
-    for autocast in settings.values():
-        time_train_step(model, loss_fn, mixture, stems, autocast)
-    times = {p: float("inf") for p in settings}
-    for _ in range(2):
-        for p, autocast in settings.items():
-            times[p] = min(times[p], time_train_step(model, loss_fn, mixture, stems, autocast))
-    best = min(times, key=times.get)
-    return best, "auto on this CPU, best of two steps of this batch: " + ", ".join(f"{p} {t:.2f} s" for p, t in times.items())
-
-
-def autocast_settings(precision: str, device: torch.device) -> dict:
-    return {"device_type": device.type, "dtype": torch.bfloat16, "enabled": precision == "bf16"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -235,7 +199,8 @@ def main(argv=None) -> dict:
         # measured once per run (a resumed run keeps its choice unless told otherwise), on a batch of its own
         probe_gen = torch.Generator(device=device).manual_seed(args.seed + 2)
         probe_mix, probe_stems = draw_batch(bank, args.batch_size, crop, probe_gen, stem_ok=stem_ok)
-        state["precision"], why = choose_precision(args.precision, device, model, loss_fn, probe_mix, probe_stems)
+        state["precision"], why = choose_precision(args.precision, device, model,
+                                                   lambda: loss_fn(model(probe_mix).float(), probe_stems, probe_mix))
         print(f"training precision {state['precision']} ({why})", flush=True)
     autocast = autocast_settings(state["precision"], device)
     meta = {"command": "python -m train.onthefly_teacher " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -245,11 +210,16 @@ def main(argv=None) -> dict:
             "precision": state["precision"], "valid_kits": valid_kits}
     meta = json.loads(json.dumps(meta, default=str))  # plain types: it goes into YAML and JSON
 
-    budget, start, next_eval, losses = args.minutes * 60, time.time() - state["elapsed"], 0.0, []
+    # a resumed run's weights were validated when last.pt was written: the next validation is one interval on
+    # (validating at once appended the same step to the curve twice)
+    budget, start, losses = args.minutes * 60, time.time() - state["elapsed"], []
+    next_eval = state["elapsed"] + args.eval_every if state["curve"] else 0.0
     model.train()
     while True:
         elapsed = time.time() - start
         done = elapsed >= budget
+        if done and state["curve"] and state["curve"][-1]["step"] == state["step"]:
+            break  # resumed with nothing left to train: its last row is already this step's
         if elapsed >= next_eval or done:
             model.eval()
             row = {"step": state["step"], "seconds": round(elapsed, 1), "train_loss": sum(losses) / max(1, len(losses)),
