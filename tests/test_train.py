@@ -174,6 +174,7 @@ def test_trainer_precision_auto_is_measured_and_bf16_mixed_trains_on_the_cpu(tin
     assert chosen in ("32-true", "bf16-mixed") and "fp32" in why and "bf16" in why
     assert all(p.grad is None for p in module.parameters())
     assert lightning_precision("bf16-mixed", module, 2, 5) == ("bf16-mixed", "trainer.precision bf16-mixed as configured")
+    assert lightning_precision("auto", module, 2, 5, accelerator="gpu")[0] == "bf16-mixed"  # no CPU timing for a GPU run
     cfg = cfg_for("distill", "+config=test_tiny", f"teacher.checkpoint={paths['checkpoint']}", f"data.root={tiny_data}",
                   f"output_dir={tmp_path}", "logger=csv", "trainer.precision=bf16-mixed", "export.evaluate=false")
     result = distill(cfg)

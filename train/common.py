@@ -96,7 +96,8 @@ def build_trainer(cfg: DictConfig, ema_decay: float | None, precision: str | Non
 def fit(cfg: DictConfig, module: L.LightningModule, datamodule, ema_decay: float | None) -> L.Trainer:
     """Fit, resuming from ``last.ckpt`` when ``cfg.resume`` (same global step as when it stopped)."""
     precision, why = lightning_precision(str(cfg.trainer.get("precision", "32-true")), module,
-                                         int(cfg.data.batch_size), len(module.model.spec.stems))
+                                         int(cfg.data.batch_size), len(module.model.spec.stems),
+                                         str(cfg.trainer.get("accelerator", "cpu")))
     print(f"trainer precision {precision} ({why})", flush=True)
     trainer = build_trainer(cfg, ema_decay, precision)
     ckpt = last_checkpoint(cfg.output_dir) if cfg.resume else None

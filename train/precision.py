@@ -56,12 +56,15 @@ def choose_precision(requested: str, device: torch.device, module: torch.nn.Modu
     return best, "auto on this CPU, best of two training steps: " + ", ".join(f"{p} {t:.2f} s" for p, t in times.items())
 
 
-def lightning_precision(requested: str, module, batch_size: int, num_stems: int) -> tuple[str, str]:
-    """Lightning's ``Trainer(precision=...)`` for the configured one; ``auto`` measures ``module.training_step``
-    on a batch of noise of the training shape (its time does not depend on the audio). Lightning's own
-    names (``32``, ``bf16-mixed``, ...) pass through."""
+def lightning_precision(requested: str, module, batch_size: int, num_stems: int,
+                        accelerator: str = "cpu") -> tuple[str, str]:
+    """Lightning's ``Trainer(precision=...)`` for the configured one; ``auto`` on a CPU measures
+    ``module.training_step`` on a batch of noise of the training shape (its time does not depend on the
+    audio), on a GPU accelerator it is bf16-mixed. Lightning's own names (``32``, ``bf16-mixed``, ...) pass through."""
     if requested != "auto":
         return requested, f"trainer.precision {requested} as configured"
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return LIGHTNING["bf16"], "auto on a GPU accelerator: bf16-mixed"
     chunk = module.model.spec.audio.chunk_size
     g = torch.Generator().manual_seed(0)
     batch = {"mixture": 0.1 * torch.randn(batch_size, 2, chunk, generator=g),
