@@ -33,6 +33,10 @@ STUDENT_CONFIG = REPO_ROOT / "separation" / "models" / "demo_student.yaml"
 TEACHER = "teacher"
 
 
+def _log(message: str) -> None:
+    print(f"[ladder] {message}", file=sys.stderr)
+
+
 def shape_name(width: int, scales: int, blocks: int) -> str:
     return f"c{width}_s{scales}_b{blocks}"
 
@@ -58,7 +62,6 @@ def ladder_report(teacher, students: dict, seconds: float, backend: str = "openv
 
     name, _, precision = backend.partition(":")
     precision = precision or "fp32"
-    quiet = lambda msg: print(f"[ladder] {msg}", file=sys.stderr)  # noqa: E731
     variants = {TEACHER: teacher}
     per_row = {TEACHER: {"num_overlap": teacher_overlap, "precision": "fp32"}}
     stats = {(TEACHER, teacher.spec.audio.chunk_size, teacher_overlap):
@@ -66,7 +69,7 @@ def ladder_report(teacher, students: dict, seconds: float, backend: str = "openv
     for shape, model in students.items():
         chunk = model.spec.audio.chunk_size
         stats[(shape, chunk, student_overlap)] = model_stats(model, chunk, student_overlap)  # FLOPs of the torch graph
-        variants[shape] = prepare_backend(model, name, threads, precision=precision, log=quiet)
+        variants[shape] = prepare_backend(model, name, threads, precision=precision, log=_log)
         per_row[shape] = {"num_overlap": student_overlap, "precision": runner_precision(name, precision)}
     rows = benchmark_variants(variants, synthetic_mix(seconds), {}, reference_variant=TEACHER,
                               per_variant_kwargs=per_row, stats=stats, progress=True)
