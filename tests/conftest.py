@@ -80,3 +80,13 @@ def tiny_checkpoint(tmp_path, tiny_model):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test: two threads on two busy cores make tiny models ~10x slower
+    through OpenMP contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

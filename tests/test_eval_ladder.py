@@ -2,18 +2,12 @@
 import json
 
 import pytest
-import torch
 
 from eval.timing.ladder import ladder_models, main
 from separation import TFC_TDF_net
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_ladder_builds_every_shape_of_the_grid(tmp_path):

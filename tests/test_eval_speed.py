@@ -15,13 +15,7 @@ FIELDS = ["variant", "params", "gflop_per_audio_second", "size_mb", "seconds_per
           "matmul_peak_gflops", "machine", "command"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two threads on two busy cores make tiny models 10x slower through OpenMP contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_speed_cli_json_fields(tmp_path, capsys):
