@@ -44,9 +44,10 @@ from .losses import make_loss
 from .precision import autocast_settings, choose_precision
 
 
-def build_spec(base: str, width: int, crop_frames: int, scales: int | None) -> ModelSpec:
+def build_spec(base: str, width: int, crop_frames: int, scales: int | None, blocks: int | None = None) -> ModelSpec:
     spec = ModelSpec.from_yaml(base)
-    model = {"num_channels": width, "growth": width, **({"num_scales": scales} if scales else {})}
+    model = {"num_channels": width, "growth": width, **({"num_scales": scales} if scales else {}),
+             **({"num_blocks_per_scale": blocks} if blocks else {})}
     audio = {"chunk_size": spec.audio.hop_length * (crop_frames - 1), "dim_t": crop_frames}
     return spec.replace(model=model, audio=audio)
 
@@ -107,6 +108,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--base-config", default=str(MODELS_DIR / "demo_teacher.yaml"))
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--scales", type=int, default=None)
+    p.add_argument("--blocks", type=int, default=None,
+                   help="residual blocks per scale (default: the base config's); a deeper model is cut to this by "
+                        "python -m compress.prune.depth, whose output is then the --init")
     p.add_argument("--crop-frames", type=int, default=256, help="STFT frames per training crop (256 = 2.96 s)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -149,7 +153,7 @@ def main(argv=None) -> dict:
                           ("cpu" if args.device == "auto" else args.device))
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    spec = build_spec(args.base_config, args.width, args.crop_frames, args.scales)
+    spec = build_spec(args.base_config, args.width, args.crop_frames, args.scales, args.blocks)
     crop = spec.audio.chunk_size
     # a teacher that cannot teach this student fails here, in one sentence, before anything is rendered
     teacher = load_frozen_teacher(args.teacher, spec, device) if args.teacher else None
