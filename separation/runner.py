@@ -145,9 +145,11 @@ class Runner:
         if wiener_hop is not None and (wiener_hop < 1 or WIENER_N_FFT % wiener_hop):
             raise ValueError(f"wiener_hop must divide the filter's n_fft of {WIENER_N_FFT} (1024 or 2048)")
         self.wiener, self.wiener_hop = wiener, wiener_hop
+        self.wiener_preload = None  # the thread loading the compiled filter; join it to wait for the kernels
         if wiener is not None:  # load the compiled filter while the model runs (~0.8 s in a new process)
             from .wiener_kernels import preload
-            threading.Thread(target=preload, name="wiener-preload", daemon=True).start()
+            self.wiener_preload = threading.Thread(target=preload, name="wiener-preload", daemon=True)
+            self.wiener_preload.start()
         if isinstance(model, torch.nn.Module):
             model = model.to(self.device).eval()
         self.model = torch.compile(model) if compile else model

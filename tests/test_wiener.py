@@ -95,3 +95,16 @@ def test_wiener_is_norberts_filter(channels, iterations):
     out = out.permute(3, 2, 1, 0).numpy()
     null = 10 * np.log10((np.abs(ref - out) ** 2).sum() / (np.abs(ref) ** 2).sum())
     assert null < -100, null
+
+
+def test_benchmark_warm_up_waits_for_the_filters_kernels():
+    """eval's warm-up must leave no first-use compile of the filter inside a timed track."""
+    from eval.timing.benchlib import warm_up
+
+    plain = Runner(lambda x: torch.stack([x, x], 1) / 2, chunk_size=SR, device="cpu", progress=False)
+    assert plain.wiener_preload is None
+    warm_up(plain)
+    runner = Runner(lambda x: torch.stack([x, x], 1) / 2, chunk_size=SR, device="cpu", progress=False, wiener=1)
+    assert runner.wiener_preload is not None
+    warm_up(runner)
+    assert not runner.wiener_preload.is_alive()

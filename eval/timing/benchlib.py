@@ -173,7 +173,13 @@ def warm_up(runner: Runner, channels: int = 2) -> None:
     device), so first-call costs (torch.compile, ONNX session set-up, allocator growth) stay
     out of the timings. The input is made outside inference mode, as the runner makes its batch:
     an inference tensor has another dispatch-key set, and torch.compile's guards would then
-    recompile on the first timed call (seen on the full model: 163 s instead of ~20 s)."""
+    recompile on the first timed call (seen on the full model: 163 s instead of ~20 s).
+
+    A runner with the Wiener post-filter also waits here for its background load of the compiled kernels: on a
+    machine's first use numba compiles them (~9 s), which would otherwise land inside the first timed track.
+    (Loading them a second time from this thread instead made numba's TBB pool warn at museval's forks.)"""
+    if getattr(runner, "wiener_preload", None) is not None:
+        runner.wiener_preload.join()
     chunk = torch.zeros(runner.batch_size, channels, runner.chunk_size, device=runner.device)
     with torch.inference_mode(), runner._autocast():
         runner.model(chunk)
