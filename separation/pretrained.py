@@ -55,6 +55,13 @@ REGISTRY: dict[str, PretrainedEntry] = {
         bundled=MODELS_DIR / "demo_student.ckpt",
         description="a c=16 student (1.9 M params) of the demo teacher: pruned, supervised and label-free distilled on CPU, then distilled on a lent GPU (bundled)",
     ),
+    "drumsep-demo-student-b1": PretrainedEntry(
+        name="drumsep-demo-student-b1",
+        filename="demo_student_b1.ckpt",
+        config=MODELS_DIR / "demo_student_b1.yaml",
+        bundled=MODELS_DIR / "demo_student_b1.ckpt",
+        description="the demo student cut to 1 block per scale (1.1 M params) and distilled 70 CPU minutes from the demo teacher (bundled)",
+    ),
 }
 
 
