@@ -31,6 +31,12 @@ class PretrainedEntry:
     description: str = ""
 
 
+def _bundled(name: str, stem: str, description: str) -> PretrainedEntry:
+    """A model shipped in :data:`MODELS_DIR` as ``<stem>.ckpt`` with its ``<stem>.yaml``."""
+    return PretrainedEntry(name=name, filename=f"{stem}.ckpt", config=MODELS_DIR / f"{stem}.yaml",
+                           bundled=MODELS_DIR / f"{stem}.ckpt", description=description)
+
+
 REGISTRY: dict[str, PretrainedEntry] = {
     "drumsep-5stem-jarredou": PretrainedEntry(
         name="drumsep-5stem-jarredou",
@@ -41,27 +47,16 @@ REGISTRY: dict[str, PretrainedEntry] = {
         revision="da6dc5af5458a296e04cbf52b97babced90eb908",
         description="jarredou's 5-stem DrumSep MDX23C (109 M params, 417 MiB)",
     ),
-    "drumsep-demo-teacher": PretrainedEntry(
-        name="drumsep-demo-teacher",
-        filename="demo_teacher.ckpt",
-        config=MODELS_DIR / "demo_teacher.yaml",
-        bundled=MODELS_DIR / "demo_teacher.ckpt",
-        description="the project's own c=32 teacher trained on rendered Hydrogen kits (bundled)",
-    ),
-    "drumsep-demo-student": PretrainedEntry(
-        name="drumsep-demo-student",
-        filename="demo_student.ckpt",
-        config=MODELS_DIR / "demo_student.yaml",
-        bundled=MODELS_DIR / "demo_student.ckpt",
-        description="a c=16 student (1.9 M params) of the demo teacher: pruned, supervised and label-free distilled on CPU, then distilled on a lent GPU (bundled)",
-    ),
-    "drumsep-demo-student-b1": PretrainedEntry(
-        name="drumsep-demo-student-b1",
-        filename="demo_student_b1.ckpt",
-        config=MODELS_DIR / "demo_student_b1.yaml",
-        bundled=MODELS_DIR / "demo_student_b1.ckpt",
-        description="the demo student cut to 1 block per scale (1.1 M params) and distilled 70 CPU minutes from the demo teacher (bundled)",
-    ),
+    **{name: _bundled(name, stem, description) for name, stem, description in [
+        ("drumsep-demo-teacher", "demo_teacher",
+         "the project's own c=32 teacher trained on rendered Hydrogen kits (bundled)"),
+        ("drumsep-demo-student", "demo_student",
+         "a c=16 student (1.9 M params) of the demo teacher: pruned, supervised and label-free distilled on CPU, "
+         "then distilled on a lent GPU (bundled)"),
+        ("drumsep-demo-student-b1", "demo_student_b1",
+         "the demo student cut to 1 block per scale (1.1 M params) and distilled 70 CPU minutes from the demo "
+         "teacher (bundled)"),
+    ]},
 }
 
 

@@ -128,6 +128,7 @@ def main(argv=None) -> dict:
     from separation import load_any
     from separation.checkpoint import save_model
 
+    from ..common import count_params, null_db
     from ..int8_calibration import calibration_files, calibration_mixtures
 
     args = _parse(argv)
@@ -143,14 +144,12 @@ def main(argv=None) -> dict:
     cut = drop_blocks(model, args.keep, calibration=fit if args.fit == "lsq" else None, ridge=args.ridge)
     report = {"model": args.model, "keep": args.keep, "fit": args.fit,
               "fitted_on_crops": len(fit) if args.fit == "lsq" else 0,
-              "params": sum(p.numel() for p in model.parameters()),
-              "params_cut": sum(p.numel() for p in cut.parameters())}
+              "params": count_params(model), "params_cut": count_params(cut)}
     if check:
         with torch.no_grad():
             ref = torch.cat([model(w) for w in check])
             est = torch.cat([cut(w) for w in check])
-        snr = 10 * torch.log10(ref.pow(2).sum() / (ref - est).pow(2).sum().clamp_min(1e-20))
-        report["snr_to_original_db"] = round(float(snr), 2)
+        report["snr_to_original_db"] = round(-null_db(est, ref), 2)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_model(cut, out, extra_meta={"depth_pruned_from": str(args.model), "depth_keep": args.keep})

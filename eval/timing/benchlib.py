@@ -178,7 +178,7 @@ def warm_up(runner: Runner, channels: int = 2) -> None:
     A runner with the Wiener post-filter also waits here for its background load of the compiled kernels: on a
     machine's first use numba compiles them (~9 s), which would otherwise land inside the first timed track.
     (Loading them a second time from this thread instead made numba's TBB pool warn at museval's forks.)"""
-    if getattr(runner, "wiener_preload", None) is not None:
+    if runner.wiener_preload is not None:
         runner.wiener_preload.join()
     chunk = torch.zeros(runner.batch_size, channels, runner.chunk_size, device=runner.device)
     with torch.inference_mode(), runner._autocast():
