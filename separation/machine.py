@@ -22,6 +22,25 @@ def cpu_model_and_flags() -> tuple[str, str]:
     return cpu, flags
 
 
+@lru_cache(maxsize=1)
+def cpu_family_model() -> str | None:
+    """``"6/207"``: /proc/cpuinfo's family and model numbers, which tell CPU generations apart where the
+    model name does not (a virtual machine often shows only "Intel(R) Xeon(R) Processor"); None off Linux."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                if len(fields) == 2:
+                    return f"{fields['cpu family']}/{fields['model']}"
+    except OSError:
+        pass
+    return None
+
+
 def keep_freed_memory() -> bool:
     """Make glibc's malloc serve large blocks from its heap and keep what is freed, for this process.
 

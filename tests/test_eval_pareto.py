@@ -122,6 +122,21 @@ def test_pareto_without_ground_truth_is_fidelity_only(pareto_run):
     assert "sdr" not in rows[1] and rows[1]["fidelity_sdr"]["mean"] is not None
 
 
+def test_pareto_plot_keeps_labels_of_coincident_points_apart():
+    """Two variants at the same speed and SDR (fp32 and bf16 of one model) get labels on separate lines."""
+    from eval.tables.plots import plot_pareto
+    rows = [{"variant": name, "seconds_per_audio_minute": 2.5, "sdr": {"mean": 8.0}} for name in ("b1_fp32", "b1_bf16")]
+    rows.append({"variant": "teacher", "seconds_per_audio_minute": 47.0, "sdr": {"mean": 10.1}})
+    fig = plot_pareto(rows)
+    texts = {t.get_text(): t for t in fig.axes[0].texts}
+    assert set(texts) == {"b1_fp32", "b1_bf16", "teacher"}
+    fig.canvas.draw()
+    box = {name: texts[name].get_window_extent() for name in texts}
+    assert not box["b1_fp32"].overlaps(box["b1_bf16"])
+    ticks = [label.get_text() for label in fig.axes[0].get_xticklabels() if label.get_text()]
+    assert ticks and all(float(t) > 0 for t in ticks)  # plain numbers, not 3x10^0-style labels
+
+
 def test_pareto_user_errors(pareto_run, monkeypatch):
     from eval.tables import pareto
     cfg, _, tmp = pareto_run

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 
 def quality(row: dict) -> tuple[float | None, str]:
@@ -47,9 +48,8 @@ def plot_pareto(rows: list[dict], x: str = "seconds_per_audio_minute", ax=None):
     top = (max(finite) + 1.0) if finite else 0.0
     pts = [(a, b if b is not None else top) for a, b in pts]
     cost = [(a if x != "speed_ratio_vs_teacher" else -a, b) for a, b in pts]  # a higher ratio is cheaper
-    for (a, b), label, err in zip(pts, labels, errs):
+    for (a, b), err in zip(pts, errs):
         ax.errorbar(a, b, yerr=err, fmt="o", capsize=3, zorder=3)  # 95 % interval over tracks
-        ax.annotate(label, (a, b), textcoords="offset points", xytext=(5, 5), fontsize=9)
     if pts:
         front = pareto_front(cost)
         ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="grey", zorder=2,
@@ -57,12 +57,34 @@ def plot_pareto(rows: list[dict], x: str = "seconds_per_audio_minute", ax=None):
         ax.legend(loc="lower right")
     if x == "seconds_per_audio_minute":
         ax.set_xscale("log")
+        # Plain numbers at 1-2-3-5 steps: the default log labels (3x10^0, 4x10^0, ...) run into each other.
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("seconds per minute of audio (log, lower is faster)")
     else:
         ax.set_xlabel("speed × teacher (higher is faster)")
+    _annotate_apart(ax, pts, labels)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     return fig
+
+
+def _annotate_apart(ax, pts: list[tuple[float, float]], labels: list[str], fontsize: int = 9) -> None:
+    """Label each point 5 pt up and right of it, moving a label down a line while it would overlap
+    one already placed (variants of equal speed and quality, e.g. fp32 and bf16 of one model, would
+    overprint)."""
+    ax.figure.canvas.draw()  # fixes the axis limits, so data positions map to their final pixels
+    pt = ax.figure.dpi / 72  # pixels per point
+    line, placed = fontsize * 1.3 * pt, []  # placed: (x0, x1, y) pixel extents of the labels so far
+    for (a, b), label in zip(pts, labels):
+        px, py = ax.transData.transform((a, b)) + 5 * pt
+        width = 0.6 * fontsize * len(label) * pt
+        while any(px < x1 and qx < px + width and abs(py - qy) < line for qx, x1, qy in placed):
+            py -= line
+        placed.append((px, px + width, py))
+        ax.annotate(label, (a, b), xytext=tuple(ax.transData.inverted().transform((px, py))),
+                    textcoords="data", fontsize=fontsize, va="bottom", ha="left")
 
 
 def plot_stem_sdr(rows: list[dict], stems: list[str], key: str = "sdr", ax=None):

@@ -75,7 +75,9 @@ def write_tables(rows: list[dict], meta: dict, out: str | os.PathLike) -> None:
     atomic_write_text(out / "results.json", json.dumps({"meta": meta, "variants": rows}, indent=2, default=str))
     atomic_write_text(out / "results.csv", pd.DataFrame([flatten(r) for r in rows]).to_csv(index=False))
     m = meta.get("machine", {})
-    note = (f"\nMachine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')}. "
+    cpu_detail = ", ".join(filter(None, [m.get("cpu_family_model") and f"family/model {m['cpu_family_model']}",
+                                         " ".join(m.get("simd") or [])]))
+    note = (f"\nMachine: {m.get('cpu')}{f' ({cpu_detail})' if cpu_detail else ''}, {m.get('cores')} cores, torch {m.get('torch')}. "
             f"Tracks: {len(meta.get('tracks', []))} (± = 95 % interval over tracks; Δ paired per track)"
             f"{'' if meta.get('ground_truth', True) else ' (no ground truth: fidelity only)'}. "
             f"Command: `{meta.get('command')}`\n")
