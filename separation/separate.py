@@ -105,7 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(args.device)
     backend = "compile" if args.compile else args.backend
     if backend == "auto":  # exported runtimes are CPU paths here; on a GPU torch (with autocast) runs
-        backend = "torch" if device.type != "cpu" else choose_backend(model, threads=args.threads, precision=args.precision)[0]
+        if device.type != "cpu":
+            backend = "torch"
+        else:
+            backend, record = choose_backend(model, threads=args.threads, precision=args.precision)
+            if record.get("advice"):
+                print(f"note: {record['advice']}")
         print(f"backend: {backend} (--backend auto)")
     if (backend.startswith("onnx") and args.precision != "fp32") or (backend.startswith("openvino") and args.precision == "fp16"):
         raise UserError(f"--precision {args.precision} is not available with --backend {backend}; "

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import separation.backends as backends
+from separation import load_any
 from separation.backends import BACKENDS, choose_backend, exported_onnx, prepare_backend
 from separation.errors import UserError
 from separation.runner import Runner
@@ -162,8 +163,37 @@ def test_auto_ranks_the_backends_of_the_asked_precision(tiny_model):
     assert set(record["seconds_per_chunk"]) | set(record["skipped"]) == {"torch", "openvino"}
     assert record["precision"] == "bf16" and name in record["seconds_per_chunk"]
     assert all(record["first_call_seconds"][k] > 0 for k in record["seconds_per_chunk"])
+    assert record["fp32_seconds_per_chunk"] > 0  # the winner timed again in fp32
+    assert ("advice" in record) == (record["fp32_seconds_per_chunk"] < record["seconds_per_chunk"][name])
     with pytest.raises(UserError, match="unknown precision"):
         choose_backend(tiny_model, precision="int4")
+
+
+def test_auto_says_when_bf16_is_slower_than_fp32_here(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """Where the CPU runs bf16 slower than fp32 (OpenVINO on a Xeon without AMX), --backend auto --precision bf16
+    says so and names the faster, exact option; where bf16 wins it stays quiet."""
+    import soundfile as sf
+
+    from separation.separate import main
+
+    def fake_times(bf16: float, fp32: float):
+        def time_chunk(separator, chunk, repeats=2, precision="fp32"):
+            lower = precision == "bf16" or getattr(separator, "precision", "fp32") == "bf16"
+            return 0.5, bf16 if lower else fp32
+        return time_chunk
+
+    monkeypatch.setitem(backends.CANDIDATES, "bf16", ("torch", "openvino"))
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, (np.random.default_rng(0).standard_normal((22050, 2)) * 0.1).astype(np.float32), 44100)
+    args = [str(wav), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint), "--threads", "1", "--precision", "bf16"]
+    monkeypatch.setattr(backends, "time_chunk", fake_times(bf16=0.2, fp32=0.1))
+    main(args)
+    out = capsys.readouterr().out
+    assert "bf16 buys no speed here" in out and "--precision fp32" in out
+    monkeypatch.setattr(backends, "time_chunk", fake_times(bf16=0.1, fp32=0.2))
+    name, record = choose_backend(load_any(str(tiny_checkpoint)), threads=1, precision="bf16", refresh=True,
+                                  log=lambda *_: None)
+    assert record["fp32_seconds_per_chunk"] == 0.2 and "advice" not in record
 
 
 def test_backends_cli_prints_the_choice_and_refuses_a_missing_model(tiny_checkpoint, capsys):
