@@ -135,6 +135,11 @@ def test_pareto_plot_keeps_labels_of_coincident_points_apart():
     assert not box["b1_fp32"].overlaps(box["b1_bf16"])
     ticks = [label.get_text() for label in fig.axes[0].get_xticklabels() if label.get_text()]
     assert ticks and all(float(t) > 0 for t in ticks)  # plain numbers, not 3x10^0-style labels
+    fig.set_size_inches(10, 7)  # the labels are placed in points from their points: a new size keeps them apart
+    fig.canvas.draw()
+    assert not texts["b1_fp32"].get_window_extent().overlaps(texts["b1_bf16"].get_window_extent())
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 def test_pareto_user_errors(pareto_run, monkeypatch):

@@ -73,18 +73,21 @@ def plot_pareto(rows: list[dict], x: str = "seconds_per_audio_minute", ax=None):
 def _annotate_apart(ax, pts: list[tuple[float, float]], labels: list[str], fontsize: int = 9) -> None:
     """Label each point 5 pt up and right of it, moving a label down a line while it would overlap
     one already placed (variants of equal speed and quality, e.g. fp32 and bf16 of one model, would
-    overprint)."""
-    ax.figure.canvas.draw()  # fixes the axis limits, so data positions map to their final pixels
+    overprint). Clashes are found in pixels at the current limits; each label is placed in points
+    from its own point, so it stays beside it under any later layout, zoom or dpi."""
+    ax.figure.draw_without_rendering()  # brings the autoscaled limits up to date
+    renderer = ax.figure.canvas.get_renderer()
     pt = ax.figure.dpi / 72  # pixels per point
     line, placed = fontsize * 1.3 * pt, []  # placed: (x0, x1, y) pixel extents of the labels so far
     for (a, b), label in zip(pts, labels):
+        text = ax.annotate(label, (a, b), textcoords="offset points", xytext=(5, 5), fontsize=fontsize)
         px, py = ax.transData.transform((a, b)) + 5 * pt
-        width = 0.6 * fontsize * len(label) * pt
-        while any(px < x1 and qx < px + width and abs(py - qy) < line for qx, x1, qy in placed):
-            py -= line
-        placed.append((px, px + width, py))
-        ax.annotate(label, (a, b), xytext=tuple(ax.transData.inverted().transform((px, py))),
-                    textcoords="data", fontsize=fontsize, va="bottom", ha="left")
+        width = text.get_window_extent(renderer).width
+        drop = 0
+        while any(px < x1 and qx < px + width and abs(py - drop * line - qy) < line for qx, x1, qy in placed):
+            drop += 1
+        placed.append((px, px + width, py - drop * line))
+        text.xyann = (5, 5 - drop * 1.3 * fontsize)
 
 
 def plot_stem_sdr(rows: list[dict], stems: list[str], key: str = "sdr", ax=None):
