@@ -54,7 +54,7 @@ REGISTRY: dict[str, PretrainedEntry] = {
          "a c=16 student (1.9 M params) of the demo teacher: pruned, supervised and label-free distilled on CPU, "
          "then distilled on a lent GPU (bundled)"),
         ("drumsep-demo-student-b1", "demo_student_b1",
-         "the demo student cut to 1 block per scale (1.1 M params) and distilled 155 CPU minutes from the demo "
+         "the demo student cut to 1 block per scale (1.1 M params) and distilled 245 CPU minutes from the demo "
          "teacher (bundled)"),
     ]},
 }
