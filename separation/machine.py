@@ -25,7 +25,8 @@ def cpu_model_and_flags() -> tuple[str, str]:
 @lru_cache(maxsize=1)
 def cpu_family_model() -> str | None:
     """``"6/207"``: /proc/cpuinfo's family and model numbers, which tell CPU generations apart where the
-    model name does not (a virtual machine often shows only "Intel(R) Xeon(R) Processor"); None off Linux."""
+    model name does not (a virtual machine often shows only "Intel(R) Xeon(R) Processor"); None where
+    /proc/cpuinfo has no such lines (off Linux, or on CPUs other than x86)."""
     fields = {}
     try:
         with open("/proc/cpuinfo") as fh:
