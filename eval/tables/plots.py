@@ -78,7 +78,8 @@ def _annotate_apart(ax, pts: list[tuple[float, float]], labels: list[str], fonts
     ax.figure.draw_without_rendering()  # brings the autoscaled limits up to date
     renderer = ax.figure.canvas.get_renderer()
     pt = ax.figure.dpi / 72  # pixels per point
-    line, placed = fontsize * 1.3 * pt, []  # placed: (x0, x1, y) pixel extents of the labels so far
+    line_pt = 1.3 * fontsize  # one line of labels, in points
+    line, placed = line_pt * pt, []  # placed: (x0, x1, y) pixel extents of the labels so far
     for (a, b), label in zip(pts, labels):
         text = ax.annotate(label, (a, b), textcoords="offset points", xytext=(5, 5), fontsize=fontsize)
         px, py = ax.transData.transform((a, b)) + 5 * pt
@@ -87,7 +88,7 @@ def _annotate_apart(ax, pts: list[tuple[float, float]], labels: list[str], fonts
         while any(px < x1 and qx < px + width and abs(py - drop * line - qy) < line for qx, x1, qy in placed):
             drop += 1
         placed.append((px, px + width, py - drop * line))
-        text.xyann = (5, 5 - drop * 1.3 * fontsize)
+        text.xyann = (5, 5 - drop * line_pt)
 
 
 def plot_stem_sdr(rows: list[dict], stems: list[str], key: str = "sdr", ax=None):
