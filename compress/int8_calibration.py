@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from separation.errors import UserError
-from separation.machine import cpu_model_and_flags
+from separation.machine import cpu_model_and_flags, present_flags
 
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
              "amx_int8", "amx_bf16", "asimddp", "i8mm", "bf16")
@@ -31,8 +31,7 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "a
 # ------------------------------------------------------------------------------ what this CPU allows
 def cpu_flags() -> list[str]:
     """The int8/bf16-relevant flags of this CPU (from separation.machine)."""
-    flags = f" {cpu_model_and_flags()[1].split(':', 1)[-1].strip()} "
-    return [f for f in CPU_FLAGS if f" {f} " in flags]
+    return present_flags(CPU_FLAGS)
 
 
 def ort_quant_types(flags: Iterable[str] | None = None) -> dict:

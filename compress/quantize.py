@@ -38,6 +38,7 @@ from torch import nn
 from separation.atomic_io import atomic_write_bytes
 from separation.checkpoint import load_model, save_model
 from separation.errors import UserError
+from separation.machine import cpu_model_and_flags, present_flags
 from separation.model import TFC_TDF_net
 
 from .common import calibration_batches, require_tfc_tdf
@@ -72,14 +73,10 @@ def int8_backend() -> tuple[bool, str]:
         return False, f"the CPU is {platform.machine()}, but torchao's int8 CPU kernels and X86InductorQuantizer target x86"
     if not torch.backends.mkldnn.is_available():
         return False, "this PyTorch build has no oneDNN (mkldnn), which runs the int8 convolutions"
-    flags = ""
-    try:
-        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
-    except OSError:
-        pass
-    if flags and " avx2" not in flags and " avx512f" not in flags:
+    known = bool(cpu_model_and_flags()[1])  # no flags line (off Linux): say nothing against the CPU
+    if known and not present_flags(("avx2", "avx512f")):
         return False, "the CPU has neither AVX2 nor AVX-512, so oneDNN has no fast int8 kernels"
-    if flags and " avx512_vnni" not in flags and " avx_vnni" not in flags and " amx_int8" not in flags:
+    if known and not present_flags(("avx512_vnni", "avx_vnni", "amx_int8")):
         return True, "x86 with AVX2 but no VNNI: int8 works, but may not beat fp32"
     return True, "x86 with oneDNN int8 (VNNI)"
 

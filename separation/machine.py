@@ -22,6 +22,17 @@ def cpu_model_and_flags() -> tuple[str, str]:
     return cpu, flags
 
 
+# the SIMD and matrix-unit flags that reports name: they decide which backend and precision win
+REPORTED_SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+                       "amx_bf16", "amx_int8")
+
+
+def present_flags(names) -> list[str]:
+    """Those of ``names`` that this CPU's flags line holds, as whole words, in the order given."""
+    flags = f" {cpu_model_and_flags()[1].split(':', 1)[-1].strip()} "
+    return [name for name in names if f" {name} " in flags]
+
+
 @lru_cache(maxsize=1)
 def cpu_family_model() -> str | None:
     """``"6/207"``: /proc/cpuinfo's family and model numbers, which tell CPU generations apart where the

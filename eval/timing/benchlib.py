@@ -16,7 +16,7 @@ import torch
 
 from separation import ModelSpec, Runner, TFC_TDF_net, load_any
 from separation.errors import UserError
-from separation.machine import cpu_family_model, cpu_model_and_flags
+from separation.machine import REPORTED_SIMD_FLAGS, cpu_family_model, cpu_model_and_flags, present_flags
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # eval/timing/benchlib.py -> the repository
 DEFAULT_CONFIG = REPO_ROOT / "separation" / "models" / "drumsep_5stems.yaml"
@@ -66,8 +66,7 @@ def machine_info() -> dict:
             "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
             "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
     if flags:
-        info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
-                                        "avx512_fp16", "amx_tile") if f" {f}" in flags]
+        info["simd"] = present_flags(REPORTED_SIMD_FLAGS)
     if hasattr(os, "getloadavg"):  # other jobs on the machine distort timings: say how busy it was
         info["loadavg_1min"] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():
