@@ -146,7 +146,9 @@ def test_auto_training_precision_is_measured_on_a_cpu_and_leaves_the_weights_alo
 
 
 def test_onthefly_distillation_learns_from_a_teacher_and_refuses_a_mismatched_one(tmp_path):
-    """--teacher: the targets are a frozen model's estimates; a teacher with another front-end is refused."""
+    """--teacher: the targets are a frozen model's estimates. A student with a smaller FFT learns from them, warm-started
+    from the teacher's weights pooled onto its frequency axis; a student with another hop is refused."""
+    from separation.checkpoint import read_state_dict
     from separation.config import ModelSpec
     from separation.errors import UserError
     from separation.pretrained import MODELS_DIR
@@ -160,12 +162,36 @@ def test_onthefly_distillation_learns_from_a_teacher_and_refuses_a_mismatched_on
                    "--alpha", "0.5", *common])
     curve = json.loads((tmp_path / "student" / "curve.json").read_text())
     assert taught["steps"] > 0 and curve["teacher"].endswith("best.ckpt") and curve["alpha"] == 0.5
-    other = ModelSpec.from_yaml(MODELS_DIR / "demo_teacher.yaml").replace(audio={"n_fft": 1024, "dim_f": 512})
-    other.to_yaml(tmp_path / "other_front_end.yaml")
-    with pytest.raises(UserError, match="audio.n_fft, audio.dim_f"):
-        main(["--out", str(tmp_path / "bad"), "--width", "4", "--teacher", str(tmp_path / "teacher" / "best.ckpt"),
-              "--base-config", str(tmp_path / "other_front_end.yaml"), *common])
+    teacher = str(tmp_path / "teacher" / "best.ckpt")
+    half = main(["--out", str(tmp_path / "half"), "--width", "8", "--teacher", teacher, "--init", teacher,
+                 "--n-fft", "1024", "--dim-f", "512", *common])
+    student = read_state_dict(tmp_path / "half" / "best.ckpt")
+    first_tdf = next(k for k, v in student.items() if "tdf" in k and v.dim() == 2)
+    assert half["steps"] > 0 and read_state_dict(teacher)[first_tdf].shape[1] == 2 * student[first_tdf].shape[1]
+    other = ModelSpec.from_yaml(MODELS_DIR / "demo_teacher.yaml").replace(audio={"hop_length": 256, "chunk_size": 256 * 255})
+    other.to_yaml(tmp_path / "other_hop.yaml")
+    with pytest.raises(UserError, match="audio.hop_length"):
+        main(["--out", str(tmp_path / "bad"), "--width", "4", "--teacher", teacher,
+              "--base-config", str(tmp_path / "other_hop.yaml"), *common])
     assert not (tmp_path / "bad" / "last.pt").exists()
+    with pytest.raises(UserError, match="cannot start this model"):  # a narrower checkpoint cannot be pooled up
+        main(["--out", str(tmp_path / "bad"), "--width", "8", "--init", str(tmp_path / "half" / "best.ckpt"), *common])
+
+
+def test_pooling_a_tdf_linear_keeps_its_response_to_a_signal_constant_over_each_bin_pair():
+    """A student bin stands for two teacher bins: for inputs equal across each pair, the pooled linear gives the
+    mean of the teacher's outputs over each output pair, exactly."""
+    from train.warm_start import pooled_state_dict
+
+    g = torch.Generator().manual_seed(0)
+    wide, narrow = torch.nn.Linear(8, 4, bias=False), torch.nn.Linear(4, 2, bias=False)
+    wide.weight.data = torch.randn(4, 8, generator=g)
+    narrow.load_state_dict(pooled_state_dict(wide.state_dict(), narrow))
+    x = torch.randn(3, 4, generator=g)
+    expected = wide(x.repeat_interleave(2, dim=1)).reshape(3, 2, 2).mean(2)
+    assert torch.allclose(narrow(x), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="whole multiple"):
+        pooled_state_dict(wide.state_dict(), torch.nn.Linear(3, 2, bias=False))
 
 
 def test_segmental_snr_counts_a_quiet_segment_as_much_as_a_loud_one():

@@ -36,7 +36,7 @@ from eval.scoring.metrics import active_mask, frame_sdrs, utterance_sdr
 from separation.atomic_io import atomic_write_bytes
 from separation.checkpoint import save_model
 from separation.config import ModelSpec
-from separation.errors import exit_on_user_error
+from separation.errors import UserError, exit_on_user_error
 from separation.model import TFC_TDF_net
 from separation.pretrained import MODELS_DIR
 
@@ -44,20 +44,23 @@ from .losses import make_loss
 from .precision import autocast_settings, choose_precision
 
 
-def build_spec(base: str, width: int, crop_frames: int, scales: int | None, blocks: int | None = None) -> ModelSpec:
+def build_spec(base: str, width: int, crop_frames: int, scales: int | None, blocks: int | None = None,
+               n_fft: int | None = None, dim_f: int | None = None) -> ModelSpec:
     spec = ModelSpec.from_yaml(base)
     model = {"num_channels": width, "growth": width, **({"num_scales": scales} if scales else {}),
              **({"num_blocks_per_scale": blocks} if blocks else {})}
-    audio = {"chunk_size": spec.audio.hop_length * (crop_frames - 1), "dim_t": crop_frames}
+    audio = {"chunk_size": spec.audio.hop_length * (crop_frames - 1), "dim_t": crop_frames,
+             **({"n_fft": n_fft} if n_fft else {}), **({"dim_f": dim_f} if dim_f else {})}
     return spec.replace(model=model, audio=audio)
 
 
 def load_frozen_teacher(name_or_path: str, student: ModelSpec, device: torch.device) -> TFC_TDF_net:
-    """The teacher to distil from, in eval mode without gradients; its front-end must match."""
+    """The teacher to distil from, in eval mode without gradients. Only waveforms pass between the two, so the
+    student may use a smaller STFT (``--n-fft``/``--dim-f``) but must share the stems, audio format and hop."""
     from separation import load_any
 
     teacher = load_any(name_or_path)
-    student.require_front_end_of(teacher.spec)
+    student.require_waveform_targets_of(teacher.spec)
     return teacher.eval().requires_grad_(False).to(device)
 
 
@@ -111,6 +114,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=None,
                    help="residual blocks per scale (default: the base config's); a deeper model is cut to this by "
                         "python -m compress.prune.depth, whose output is then the --init")
+    p.add_argument("--n-fft", type=int, default=None,
+                   help="the student's FFT size (default: the base config's); with --dim-f, a cheaper front-end")
+    p.add_argument("--dim-f", type=int, default=None, help="STFT bins the student keeps (default: the base config's)")
     p.add_argument("--crop-frames", type=int, default=256, help="STFT frames per training crop (256 = 2.96 s)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -153,7 +159,7 @@ def main(argv=None) -> dict:
                           ("cpu" if args.device == "auto" else args.device))
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    spec = build_spec(args.base_config, args.width, args.crop_frames, args.scales, args.blocks)
+    spec = build_spec(args.base_config, args.width, args.crop_frames, args.scales, args.blocks, args.n_fft, args.dim_f)
     crop = spec.audio.chunk_size
     # a teacher that cannot teach this student fails here, in one sentence, before anything is rendered
     teacher = load_frozen_teacher(args.teacher, spec, device) if args.teacher else None
@@ -182,7 +188,11 @@ def main(argv=None) -> dict:
     model = TFC_TDF_net(spec).to(device)
     if args.init:
         from separation.checkpoint import read_state_dict
-        model.load_state_dict(read_state_dict(args.init))
+        from .warm_start import pooled_state_dict
+        try:  # equal shapes load as they are; a checkpoint with a wider frequency axis is pooled onto this one
+            model.load_state_dict(pooled_state_dict(read_state_dict(args.init), model))
+        except ValueError as err:
+            raise UserError(f"--init {args.init} cannot start this model: {err}.") from None
     ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     loss_fn = make_loss(args.loss)
