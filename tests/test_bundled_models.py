@@ -1,4 +1,4 @@
-"""The bundled models (teacher, student, and the student cut to one block per scale): they load strictly, share the jarredou front-end and stem order, the
+"""The bundled models (teacher, student, the student cut to one block per scale, and that one with half the STFT): they load strictly, share the stem order (all but the half-STFT student also the jarredou front-end), the
 student fits the main job's `small` shape (its warm start), and both separate drums from a kit
 they never trained on (a regression guard against bundling a silent or broken model)."""
 import numpy as np
@@ -8,7 +8,7 @@ import torch
 from separation import load_any
 from separation.runner import Runner
 
-BUNDLED = ["drumsep-demo-teacher", "drumsep-demo-student", "drumsep-demo-student-b1"]
+BUNDLED = ["drumsep-demo-teacher", "drumsep-demo-student", "drumsep-demo-student-b1", "drumsep-demo-student-b1-half"]
 
 
 @pytest.fixture(scope="module")
