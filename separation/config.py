@@ -110,27 +110,27 @@ class ModelSpec:
         m = self.model
         return [m.num_channels + i * m.growth for i in range(m.num_scales + 1)]
 
-    def require_front_end_of(self, teacher: "ModelSpec") -> None:
-        """Raise unless this (student) config can learn from ``teacher``'s outputs: the STFT
-        front-end, the subbands and the stems must agree."""
-        keys = [("audio", "n_fft"), ("audio", "hop_length"), ("audio", "dim_f"), ("model", "num_subbands")]
+    def _require_shared(self, teacher: "ModelSpec", keys: list[tuple[str, str]], what: str) -> None:
+        """Raise a UserError naming every one of ``keys`` (and the stems) where this config differs from ``teacher``."""
         bad = [f"{a}.{b}" for a, b in keys if getattr(getattr(self, a), b) != getattr(getattr(teacher, a), b)]
         bad += ["training.instruments"] if self.stems != teacher.stems else []
         if bad:
-            raise UserError(f"student and teacher configs differ in {', '.join(bad)}; a student must share the "
-                            "teacher's STFT front-end and stems.")
+            raise UserError(f"student and teacher configs differ in {', '.join(bad)}; {what}.")
+
+    def require_front_end_of(self, teacher: "ModelSpec") -> None:
+        """Raise unless this (student) config can learn from ``teacher``'s outputs: the STFT
+        front-end, the subbands and the stems must agree."""
+        self._require_shared(teacher, [("audio", "n_fft"), ("audio", "hop_length"), ("audio", "dim_f"),
+                                       ("model", "num_subbands")],
+                             "a student must share the teacher's STFT front-end and stems")
 
     def require_waveform_targets_of(self, teacher: "ModelSpec") -> None:
         """Raise unless this (student) config can learn from ``teacher``'s output waveforms on the same crop: the
         stems, the audio format and the hop must agree (the same hop gives both models the same frames, so a
         crop valid for one is valid for the other). Unlike :meth:`require_front_end_of`, the FFT size and the
         bins kept may differ, since only waveforms pass between them."""
-        keys = [("audio", "sample_rate"), ("audio", "num_channels"), ("audio", "hop_length")]
-        bad = [f"{a}.{b}" for a, b in keys if getattr(getattr(self, a), b) != getattr(getattr(teacher, a), b)]
-        bad += ["training.instruments"] if self.stems != teacher.stems else []
-        if bad:
-            raise UserError(f"student and teacher configs differ in {', '.join(bad)}; a student learning from the "
-                            "teacher's waveforms must share its stems, audio format and hop.")
+        self._require_shared(teacher, [("audio", "sample_rate"), ("audio", "num_channels"), ("audio", "hop_length")],
+                             "a student learning from the teacher's waveforms must share its stems, audio format and hop")
 
     # --------------------------------------------------------------- validation
     def validate(self) -> None:
