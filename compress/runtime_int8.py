@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
         _log(f"openvino {precision}")
         timed = _time_variant(f"openvino:{precision}", sep, mix, runner_kwargs, peak, outputs, args.repeats)
         row = row_for("openvino", precision, timed, build, build_seconds, sep.size_mb, reference, runtime_fp32, path=path)[0]
-        caps = cpu_int8_support().get("openvino", {}).get("optimization_capabilities", [])
+        caps = support.get("openvino", {}).get("optimization_capabilities", [])
         if "BF16" not in caps:  # OpenVINO ignores the bf16 hint on such a CPU: say so beside the row
             row["note"] = (f"OpenVINO offers no BF16 on this CPU (capabilities {', '.join(caps)}): "
                            "its float layers ran in fp32")
