@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .config import ModelSpec
-from .spectral import istft
+from .spectral import istft, stft_tf
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -48,8 +48,7 @@ class STFT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(*batch, C, L)`` -> ``(*batch, C*2, dim_f, frames)``."""
         *batch, c, length = x.shape
-        spec = torch.stft(x.reshape(-1, length), self.n_fft, self.hop_length, window=self.window,
-                          center=True, return_complex=True)
+        spec = stft_tf(x.reshape(-1, length), self.n_fft, self.hop_length, self.window).transpose(-1, -2)
         spec = torch.view_as_real(spec).permute(0, 3, 1, 2)  # (B*C, 2, bins, frames)
         spec = spec.reshape(*batch, c * 2, spec.shape[-2], spec.shape[-1])
         return spec[..., : self.dim_f, :]
@@ -57,9 +56,12 @@ class STFT(nn.Module):
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """``(*batch, C*2, dim_f, frames)`` -> ``(*batch, C, L)``; missing top bins are zero."""
         *batch, c2, f, t = x.shape
-        # (N, F, T, re/im); half precision goes up to fp32, float64 (the null floor's exact pass) stays
-        x = x.reshape(-1, 2, f, t).permute(0, 2, 3, 1).to(torch.promote_types(x.dtype, torch.float32)).contiguous()
-        wave = istft(torch.view_as_complex(x).transpose(-1, -2), self.n_fft, self.hop_length, self.window)
+        # Half precision goes up to fp32, float64 (the null floor's exact pass) stays. The complex
+        # spectrogram keeps the model's (F, T) memory order: an inverse FFT along the strided bin axis
+        # costs less than transposing to (T, F) first (~30 % of the inverse for a c = 16 student).
+        x = x.reshape(-1, 2, f, t).to(torch.promote_types(x.dtype, torch.float32))
+        spec = torch.complex(x[:, 0], x[:, 1]).transpose(-1, -2)  # (N, T, F) view
+        wave = istft(spec, self.n_fft, self.hop_length, self.window)
         return wave.reshape(*batch, c2 // 2, -1)
 
 

@@ -105,12 +105,12 @@ def refine(mix: np.ndarray, estimates: np.ndarray, iterations: int = 1, n_fft: i
 
     def stft(x: np.ndarray) -> torch.Tensor:  # (..., L) -> (N, T, F) complex64
         flat = torch.from_numpy(np.asarray(x, dtype=np.float32)).reshape(-1, x.shape[-1])  # a view for slices of a track
-        return stft_tf(flat, n_fft, hop, window)
+        return stft_tf(flat, n_fft, hop, window, host=True)
 
     x = stft(mix)                                                            # (C, T, F)
     y = stft(estimates).view(stems, channels, *x.shape[-2:])                 # (S, C, T, F)
     filter_stft_(y, x, iterations)
-    out = istft(y.view(stems * channels, *x.shape[-2:]), n_fft, hop, window, length)
+    out = istft(y.view(stems * channels, *x.shape[-2:]), n_fft, hop, window, length, host=True)
     return out.reshape(stems, channels, length).numpy().astype(np.float32, copy=False)
 
 
