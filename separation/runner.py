@@ -125,17 +125,12 @@ class Runner:
         wiener_hop: the filter's STFT hop (its n_fft is :data:`separation.wiener.N_FFT`); None is
             Open-Unmix's 1024, 2048 halves the filter's cost for about -0.1 dB (README, *The Wiener
             post-filter, fused*).
-        wiener_stft: ``own`` (the filter's STFT above, over 30-s segments of the track) or ``model``:
-            filter each chunk on the model's own spectrogram, before its inverse STFT
-            (:func:`separation.wiener.filter_model_spectra`), which saves the filter's STFTs of the
-            mixture and the stems and its inverse STFTs. Needs a model with ``stft`` and
-            ``spectral_forward`` (the torch model and the ONNX/OpenVINO runtimes).
     """
 
     def __init__(self, model: torch.nn.Module | Callable, chunk_size: int, num_overlap: int = 4,
                  batch_size: int = 1, precision: str = "fp32", device: str = "auto",
                  compile: bool = False, window: str = "msst", progress: bool = True,
-                 wiener: int | None = None, wiener_hop: int | None = None, wiener_stft: str = "own"):
+                 wiener: int | None = None, wiener_hop: int | None = None):
         if num_overlap < 1 or batch_size < 1 or chunk_size < 16:
             raise ValueError("num_overlap and batch_size must be >= 1 and chunk_size >= 16")
         if precision not in PRECISIONS:
@@ -149,21 +144,7 @@ class Runner:
             raise ValueError("wiener must be None (off) or >= 0 EM iterations")
         if wiener_hop is not None and (wiener_hop < 1 or WIENER_N_FFT % wiener_hop):
             raise ValueError(f"wiener_hop must divide the filter's n_fft of {WIENER_N_FFT} (1024 or 2048)")
-        if wiener_stft not in ("own", "model"):
-            raise ValueError("wiener_stft must be 'own' (the filter's STFT) or 'model' (the model's spectrogram)")
-        if wiener_stft == "model":
-            if wiener is None:
-                raise ValueError("wiener_stft='model' filters with the model's spectrogram: give wiener (EM iterations) too")
-            if wiener_hop is not None:
-                raise ValueError("wiener_hop sets the filter's own STFT; with wiener_stft='model' the model's hop is used")
-            if compile or type(model).__name__ == "OptimizedModule":
-                raise ValueError("wiener_stft='model' calls the model's STFT and spectral core one by one, "
-                                 "which torch.compile of the whole model does not cover; drop one of them")
-            missing = [a for a in ("stft", "spectral_forward") if not hasattr(model, a)]
-            if missing:
-                raise ValueError(f"wiener_stft='model' needs a model with stft and spectral_forward; "
-                                 f"{type(model).__name__} has no {' or '.join(missing)}")
-        self.wiener, self.wiener_hop, self.wiener_stft = wiener, wiener_hop, wiener_stft
+        self.wiener, self.wiener_hop = wiener, wiener_hop
         self.wiener_preload = None  # the thread loading the compiled filter; join it to wait for the kernels
         if wiener is not None:  # load the compiled filter while the model runs (~0.8 s in a new process)
             from .wiener_kernels import preload
@@ -221,7 +202,7 @@ class Runner:
         # finished blocks come back. On a GPU the host-side sum of every chunk's (S, C, chunk)
         # output cost as much as the model itself (H200, bf16, batch 8).
         blocks = self._overlap_add(padded.to(self.device), plan)
-        if self.wiener is None or self.wiener_stft == "model":  # the latter filtered each chunk already
+        if self.wiener is None:
             yield from blocks
         else:
             from .wiener import refine_stream
@@ -230,16 +211,6 @@ class Runner:
     # ---------------------------------------------------------------- internals
     def _autocast(self):
         return autocast_for(self.precision, self.device.type)
-
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """``(B, C, chunk)`` -> ``(B, S, C, chunk)``: the model, or with ``wiener_stft='model'`` its
-        pieces with the Wiener filter between the spectral core and the inverse STFT."""
-        if self.wiener_stft != "model":
-            return self.model(batch)
-        from .wiener import filter_model_spectra
-        spec = self.model.stft(batch)
-        stems = filter_model_spectra(spec, self.model.spectral_forward(spec), self.wiener)
-        return self.model.stft.inverse(stems)[..., : batch.shape[-1]]
 
     def _chunk(self, padded: torch.Tensor, start: int) -> torch.Tensor:
         part = padded[:, start:start + self.chunk_size]
@@ -265,7 +236,7 @@ class Runner:
                 ks = range(first, min(first + self.batch_size, n))
                 for j, k in enumerate(ks):
                     batch[j].copy_(self._chunk(padded, plan.start(k)))
-                out = self._forward(batch[: len(ks)])
+                out = self.model(batch[: len(ks)])
                 out = out.float().to(self.device)  # a runtime wrapper (ONNX, OpenVINO) may answer on the host
                 if acc is None:
                     acc = torch.zeros(out.shape[1], channels, capacity, device=self.device)

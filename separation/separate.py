@@ -45,9 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wiener-hop", type=int, default=None, choices=[1024, 2048],
                    help="the filter's STFT hop (n_fft 4096): 1024 (default, Open-Unmix's) or 2048, half the "
                         "filter's cost for about -0.1 dB")
-    p.add_argument("--wiener-stft", default="own", choices=["own", "model"],
-                   help="the filter's own STFT (n_fft 4096, default) or the model's spectrogram, chunk by chunk: "
-                        "no STFTs of its own, so cheaper (README: the measured SDR of each)")
     return p
 
 
@@ -124,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                     chunk_size=chunk_size,
                     num_overlap=args.num_overlap or spec.inference.num_overlap,
                     batch_size=args.batch_size, precision=runner_precision(backend, args.precision), device=str(device), window=args.window,
-                    wiener=args.wiener, wiener_hop=args.wiener_hop, wiener_stft=args.wiener_stft)
+                    wiener=args.wiener, wiener_hop=args.wiener_hop)
     for path in args.inputs:
         mix, _ = read_audio(path)
         write_track(runner, mix, spec.stems, out / path.stem)

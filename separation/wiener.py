@@ -94,22 +94,6 @@ def _energy(z: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(z).square().sum(-1)
 
 
-def filter_model_spectra(mix: torch.Tensor, stems: torch.Tensor, iterations: int = 1) -> torch.Tensor:
-    """The filter on a model's own spectrogram of one batch of chunks: ``mix`` ``(B, C*2, F, T)`` and
-    ``stems`` ``(B, S, C*2, F, T)`` with real and imaginary parts stacked per channel (MSST's layout, the
-    model's ``dim_f`` bins) -> the filtered stems in that layout, on ``stems``' device. Each chunk is
-    filtered on its own, so the spatial covariances are per chunk, not per 30-s segment."""
-    b, s, c2, f, t = stems.shape
-    st = stems.detach().float().cpu().reshape(b, s, c2 // 2, 2, f, t)
-    mx = mix.detach().float().cpu().reshape(b, c2 // 2, 2, f, t)
-    y = torch.complex(st[:, :, :, 0], st[:, :, :, 1]).transpose(-1, -2).contiguous()  # (B, S, C, T, F)
-    x = torch.complex(mx[:, :, 0], mx[:, :, 1]).transpose(-1, -2).contiguous()       # (B, C, T, F)
-    for i in range(b):
-        filter_stft_(y[i], x[i], iterations)
-    out = torch.view_as_real(y.transpose(-1, -2))                                      # (B, S, C, F, T, 2)
-    return out.permute(0, 1, 2, 5, 3, 4).reshape(b, s, c2, f, t).to(stems.device)
-
-
 def refine(mix: np.ndarray, estimates: np.ndarray, iterations: int = 1, n_fft: int = N_FFT,
            hop: int | None = None) -> np.ndarray:
     """``mix`` ``(C, L)`` and ``estimates`` ``(S, C, L)`` -> refined ``(S, C, L)`` float32.

@@ -196,7 +196,7 @@ def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=N
     return stats, {"seconds": seconds, "audio_seconds": audio_seconds, "peak_rss_mb": peak,
             "peak_rss_total_mb": peak_total, "tracks_resumed": resumed,
             "num_overlap": runner.num_overlap, "batch_size": runner.batch_size, "chunk_size": runner.chunk_size,
-            "precision": runner.precision, "window": runner.window_kind, "wiener": runner.wiener, "wiener_hop": runner.wiener_hop, "wiener_stft": runner.wiener_stft,
+            "precision": runner.precision, "window": runner.window_kind, "wiener": runner.wiener, "wiener_hop": runner.wiener_hop,
             "device": str(runner.device)}
 
 
