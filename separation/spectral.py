@@ -27,11 +27,16 @@ def _host_path(t: torch.Tensor, dtype: torch.dtype) -> bool:
             and not torch.onnx.is_in_onnx_export())
 
 
+def _host_window(window: torch.Tensor, n_fft: int) -> bool:
+    """A CPU window of ``n_fft`` samples (torch pads a shorter one; the host kernels do not)."""
+    return window.device.type == "cpu" and window.shape[-1] == n_fft
+
+
 def stft_tf(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, host: bool = False) -> torch.Tensor:
     """``torch.stft`` (centred, reflect-padded) of ``(N, L)`` as ``(N, T, F)`` contiguous complex:
     that is the memory ``torch.stft`` fills; its ``(N, F, T)`` result is a transposed view of it.
     ``host`` asks for the host path where ``x`` allows it."""
-    if host and _host_path(x, torch.float32) and x.shape[-1] > n_fft // 2 and window.device.type == "cpu":
+    if host and _host_path(x, torch.float32) and _host_window(window, n_fft) and x.shape[-1] > n_fft // 2:
         import scipy.fft
         from .spectral_kernels import frame_and_window
         frames = 1 + x.shape[-1] // hop
@@ -55,7 +60,7 @@ def istft(spec_tf: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, len
         return torch.istft(spec_tf.transpose(-1, -2), n_fft, hop, window=window, center=True, length=length)
     if start + length > hop * (frames - 1) + n_fft:
         raise ValueError(f"{frames} STFT frames cannot give {length} samples")
-    if host and _host_path(spec_tf, torch.complex64) and window.device.type == "cpu":
+    if host and _host_path(spec_tf, torch.complex64) and _host_window(window, n_fft):
         import scipy.fft
         from .spectral_kernels import envelope, overlap_add
         win = window.detach().float().numpy()
