@@ -66,3 +66,16 @@ def envelope(window: np.ndarray, hop: int, frames: int, start: int, length: int)
     for t in range(frames):
         total[t * hop:t * hop + n_fft] += square
     return total[start:start + length].astype(np.float32)
+
+
+def preload() -> None:
+    """Load (or compile) both loops for the types the host path calls them with, and import
+    ``scipy.fft``, without running anything: :func:`separation.wiener_kernels.preload` does this in
+    the Runner's background thread, since a new process otherwise paid ~0.3 s at its first filtered track."""
+    from numba import types
+
+    import scipy.fft  # noqa: F401
+
+    f32_1, f32_2, f32_3 = types.float32[::1], types.float32[:, ::1], types.float32[:, :, ::1]
+    frame_and_window.compile((f32_2, f32_1, types.int64, types.int64, f32_3))
+    overlap_add.compile((f32_3, f32_1, types.int64, types.int64, f32_2))

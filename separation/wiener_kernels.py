@@ -144,3 +144,5 @@ def preload() -> None:
     a thread while the model runs. Not running it keeps numba's worker threads owned by the main
     thread (they start at the first call), so later forks (museval workers) come from their owner."""
     wiener_stereo_inplace.compile(SIGNATURE)
+    from .spectral_kernels import preload as preload_stft
+    preload_stft()  # the filter's STFTs (separation.spectral's host path)
