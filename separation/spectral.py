@@ -5,10 +5,11 @@ Two paths, same arithmetic (equal to ``torch.stft`` / ``torch.istft`` to ~1e-5 r
 * **host** (``host=True``, taken where the tensor allows: CPU float32, no gradient to keep, outside
   ``torch.compile`` / tracing / export): the FFTs run in ``scipy.fft`` with the torch thread count as
   workers, and the framing, windowing and overlap-add in the fused numba loops of
-  :mod:`separation.spectral_kernels`. On a 2-core EPYC (AVX2), on 10 signals x 60 s, this was 3-3.7x
-  ``torch.stft`` and 2.5-3.3x the block-sum inverse below (``scripts/host_stft_bench.py``). The Wiener filter uses it (its STFTs of whole
-  30-s segments): a c = 16 student with the filter separated ~8 % faster. The model's own STFT of one
-  chunk does not: there the same path measured no faster (numba's threads then meet the runtime's).
+  :mod:`separation.spectral_kernels`. On a 2-core EPYC (AVX2), on 10 signals x 60 s, this was
+  3-3.7x ``torch.stft`` and 2.5-3.3x the block-sum inverse below (``scripts/host_stft_bench.py``).
+  The Wiener filter uses it (its STFTs of whole 30-s segments): a c = 16 student with the filter
+  separated 7-8 % faster. The model's own STFT of one chunk does not: there the same path measured
+  no faster (numba's threads then meet the runtime's).
 * **torch**: everything else (autograd, GPU, float64, graphs). ``torch.istft`` overlap-adds frame by
   frame; it was 16 % of a separation's time in the issue-12 profile, so :func:`istft` does the same
   arithmetic as batched inverse FFTs plus ``n_fft / hop`` shifted block sums.
