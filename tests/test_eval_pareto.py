@@ -113,6 +113,24 @@ def test_pareto_resumes_and_cli(pareto_run, capsys):
         pareto_main([str(path), "--only", "no_such_variant"])
 
 
+def test_pareto_timing_rounds_pair_each_round_with_the_teacher(pareto_run):
+    cfg, _, tmp = pareto_run
+    cfg = {**cfg, "variants": cfg["variants"][:2], "out_dir": str(tmp / "out_rounds"), "timing_rounds": 3}
+    rows = run_pareto(cfg)  # a fresh folder: round 1 is timed here too, then two interleaved rounds
+    teacher, student = rows
+    assert len(teacher["seconds_rounds"]) == len(student["seconds_rounds"]) == 3
+    assert teacher["speed_ratio_rounds"] == [1.0, 1.0, 1.0] and teacher["speed_ratio_vs_teacher"] == 1.0
+    ratios = [t / s for t, s in zip(teacher["seconds_rounds"], student["seconds_rounds"])]
+    assert student["speed_ratio_rounds"] == pytest.approx(ratios)
+    assert student["speed_ratio_vs_teacher"] == pytest.approx(sorted(ratios)[1])  # the median, paired per round
+    assert student["seconds"] == pytest.approx(sorted(student["seconds_rounds"])[1])
+    assert f"({min(ratios):.2f}–{max(ratios):.2f})" in (Path(cfg["out_dir"]) / "results.md").read_text()
+    rows = run_pareto({**cfg, "timing_rounds": 2})  # resumed from disk: only this process's round counts
+    assert [len(r["seconds_rounds"]) for r in rows] == [1, 1]
+    with pytest.raises(UserError, match="timing_rounds"):
+        run_pareto({**cfg, "timing_rounds": 0})
+
+
 def test_pareto_without_ground_truth_is_fidelity_only(pareto_run):
     cfg, _, tmp = pareto_run
     folder = tmp / "user_tracks"

@@ -8,6 +8,7 @@ A config (YAML, or the dict :func:`run_pareto` takes) names a dataset and the va
     out_dir: results/pareto
     imports: [compress.eval_hooks]               # modules that call register_loader()
     threads: 2                                   # torch.set_num_threads (default: torch's choice)
+    timing_rounds: 3                             # time every variant 3 times, interleaved (default 1)
     variants:
       - {name: teacher, model: drumsep-5stem-jarredou, kind: teacher, runner: {num_overlap: 4}}
       - {name: c32, model: ckpt/student.ckpt, config: null, kind: student, runner: {batch_size: 2}}
@@ -19,6 +20,13 @@ against the ground truth (if the tracks have stems) and against the teacher's es
 ("fidelity", which needs no ground truth). Outputs: ``results.json`` / ``.csv`` / ``.md`` and
 ``pareto.png`` in ``OUT``. Separation resumes: a track whose stems and timing are on disk for
 the same settings is not separated again, and museval results are cached by file hash.
+
+``timing_rounds: N`` times every variant N times in this process, interleaved (teacher, A, B,
+teacher, A, B, ...; rounds after the first on the mixtures held in memory, writing nothing). A
+machine whose speed drifts slows a whole round rather than one variant, so each round's ratio to
+the teacher compares like with like: the table gives the median seconds and the median of the
+per-round ratios, ``results.json`` every round. A round whose tracks were resumed from disk (timed
+by another process) is left out.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import hashlib
 import importlib
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Callable
@@ -39,6 +48,7 @@ from separation import STEMS
 from separation.audio import read_audio, write_audio
 from separation.errors import CheckpointError, UserError, exit_on_user_error
 from separation.pretrained import REGISTRY, resolve
+from separation.runner import Runner
 
 from ..timing.benchlib import (build_model, command_string, machine_info, model_stats,
                        runner_for, time_call, warm_up)
@@ -156,12 +166,14 @@ def _settings_key(entry: dict, max_seconds) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=None, resume=True):
-    """Separate all ``tracks`` with ``model``; returns (:func:`model_stats`, timing totals).
+def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=None, resume=True,
+                     runner: Runner | None = None):
+    """Separate all ``tracks`` with ``model`` (through ``runner`` when given); returns
+    (:func:`model_stats`, timing totals).
 
     Timing covers ``Runner.separate`` only (not file IO); per track it is stored in
     ``timing.json`` beside the stems so an interrupted run resumes where it stopped."""
-    runner = runner_for(model, entry.get("runner") or {})
+    runner = runner or runner_for(model, entry.get("runner") or {})
     stats = model_stats(getattr(model, "base_model", model), runner.chunk_size, runner.num_overlap,
                         device=runner.device)
     warm_up(runner)
@@ -198,6 +210,30 @@ def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=N
             "num_overlap": runner.num_overlap, "batch_size": runner.batch_size, "chunk_size": runner.chunk_size,
             "precision": runner.precision, "window": runner.window_kind, "wiener": runner.wiener, "wiener_hop": runner.wiener_hop,
             "device": str(runner.device)}
+
+
+def _mixtures(tracks, max_seconds=None) -> list:
+    mixes = []
+    for _, folder in tracks:
+        mix, sr = read_audio(folder / "mixture.wav")
+        mixes.append(mix[:, : int(max_seconds * sr)] if max_seconds else mix)
+    return mixes
+
+
+def retime_rounds(runners: dict[str, Runner], mixes: list, rounds: int) -> dict[str, list[float]]:
+    """``rounds`` more timings of every runner on ``mixes``, interleaved (A B C A B C ...); the
+    outputs are discarded. Returns each runner's seconds per round (summed over the mixtures)."""
+    seconds = {name: [] for name in runners}
+    for r in range(rounds):
+        for name, runner in runners.items():
+            print(f"[pareto] timing round {r + 2} of {rounds + 1}: {name}", file=sys.stderr)
+            seconds[name].append(sum(time_call(lambda: runner.separate(mix))[1] for mix in mixes))
+    return seconds
+
+
+def round_ratios(rounds: dict[str, list[float]], teacher: str) -> dict[str, list[float]]:
+    """Per round, the teacher's seconds over each variant's: ratios paired within a round."""
+    return {name: [t / s if s else None for t, s in zip(rounds[teacher], own)] for name, own in rounds.items()}
 
 
 # ------------------------------------------------------------------------------ main
@@ -250,7 +286,10 @@ def _run(cfg: dict) -> list[dict]:
     tracks, base = find_tracks(dataset)
     ev = {"jobs": None, "mode": "per_stem", "fidelity": True, **(cfg.get("museval") or {})}
     resume = cfg.get("resume", True)
-    stems, timings, stats = None, {}, {}
+    rounds = int(cfg["timing_rounds"]) if cfg.get("timing_rounds") is not None else 1
+    if rounds < 1:
+        raise UserError(f"timing_rounds must be >= 1 (got {rounds}).")
+    stems, timings, stats, runners = None, {}, {}, {}
     variants = sorted(variants, key=lambda v: v["name"] != teacher)  # teacher first: its stems name the rest
     for entry in variants:  # phase 1: separation and timing only, nothing else competes for the CPU
         model = load_variant(entry)
@@ -260,9 +299,20 @@ def _run(cfg: dict) -> list[dict]:
             raise UserError(f"variant {entry['name']!r} has stems {list(own)}, the teacher {stems}; "
                             "export it with the teacher's stem order.")
         print(f"[pareto] separating {len(tracks)} tracks with {entry['name']}", file=sys.stderr)
+        runner = runner_for(model, entry.get("runner") or {})
         stats[entry["name"]], timings[entry["name"]] = separate_variant(
-            entry, model, tracks, out / "estimates" / entry["name"], stems, dataset.get("max_seconds"), resume)
-        del model
+            entry, model, tracks, out / "estimates" / entry["name"], stems, dataset.get("max_seconds"), resume, runner)
+        if rounds > 1:  # kept loaded for the interleaved rounds below
+            runners[entry["name"]] = runner
+        del model, runner
+    if rounds > 1:
+        extra = retime_rounds(runners, _mixtures(tracks, dataset.get("max_seconds")), rounds - 1)
+        runners.clear()
+        fresh = all(t["tracks_resumed"] == 0 for t in timings.values())  # round 1 timed here too
+        per_round = {name: ([timings[name]["seconds"]] if fresh else []) + extra[name] for name in timings}
+        for name, ratios in round_ratios(per_round, teacher).items():
+            timings[name].update(seconds_rounds=per_round[name], speed_ratio_rounds=ratios,
+                                 seconds=statistics.median(per_round[name]))
     truth = has_ground_truth(tracks, stems)
     machine = machine_info()
     command = cfg.get("command") or " ".join([Path(sys.executable).name, *sys.argv])
@@ -297,6 +347,8 @@ def _run(cfg: dict) -> list[dict]:
     base_row = rows[0]
     for row in rows:
         row["speed_ratio_vs_teacher"] = base_row["seconds"] / row["seconds"] if row["seconds"] else None
+        if row.get("speed_ratio_rounds") and None not in row["speed_ratio_rounds"]:
+            row["speed_ratio_vs_teacher"] = statistics.median(row["speed_ratio_rounds"])  # paired within each round
         if truth:
             row["delta_sdr_vs_teacher"] = _delta(row["sdr"], base_row["sdr"])
         row.update(machine=machine, command=command)

@@ -40,9 +40,17 @@ def _fmt(value, digits: int = 2) -> str:
     return str(value)
 
 
+def _ratio_cell(row: dict) -> str:
+    """The speed ratio; with timing rounds, their median and the range of the per-round ratios."""
+    rounds = [x for x in row.get("speed_ratio_rounds") or [] if x is not None]
+    if len(rounds) < 2:
+        return _fmt(row.get("speed_ratio_vs_teacher"))
+    return f"{_fmt(row.get('speed_ratio_vs_teacher'))} ({min(rounds):.2f}–{max(rounds):.2f})"
+
+
 def markdown_table(rows: list[dict], stems: list[str]) -> str:
     """variant | params | size (tensors as stored) | file (on disk, "–" if made at load time) |
-    GFLOP/s-audio | s/min | speed ratio | mean SDR ± 95 % CI | per-stem SDR | ΔSDR vs the teacher,
+    GFLOP/s-audio | s/min | speed ratio (with timing rounds: median of the per-round ratios, their range) | mean SDR ± 95 % CI | per-stem SDR | ΔSDR vs the teacher,
     mean and per stem, paired over tracks ± 95 % CI | fidelity (mean SDR against the teacher's
     output). Rows from before confidence intervals existed print plain values."""
     head = (["variant", "kind", "params (M)", "size MB", "file MB", "GFLOP / audio s", "s / audio min",
@@ -54,7 +62,7 @@ def markdown_table(rows: list[dict], stems: list[str]) -> str:
         sdr_ci, delta_ci = r.get("sdr_ci") or {}, r.get("delta_sdr_ci") or {}
         cells = [r["variant"], r.get("kind", ""), _fmt(r["params"] / 1e6 if r.get("params") else None),
                  _fmt(r.get("size_mb"), 1), _fmt(r.get("file_mb"), 1), _fmt(r.get("gflop_per_audio_second"), 1),
-                 _fmt(r.get("seconds_per_audio_minute"), 1), _fmt(r.get("speed_ratio_vs_teacher")),
+                 _fmt(r.get("seconds_per_audio_minute"), 1), _ratio_cell(r),
                  fmt_ci(sdr_ci["mean"]) if "mean" in sdr_ci else _fmt(sdr.get("mean")),
                  fmt_ci(delta_ci["mean"], signed=True) if "mean" in delta_ci else _fmt(delta.get("mean"))]
         cells += [_fmt(sdr.get(s)) for s in stems]
