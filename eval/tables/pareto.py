@@ -166,14 +166,11 @@ def _settings_key(entry: dict, max_seconds) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=None, resume=True,
-                     runner: Runner | None = None):
-    """Separate all ``tracks`` with ``model`` (through ``runner`` when given); returns
-    (:func:`model_stats`, timing totals).
+def separate_variant(entry: dict, model, runner: Runner, tracks, out: Path, stems, max_seconds=None, resume=True):
+    """Separate all ``tracks`` with ``model`` through ``runner``; returns (:func:`model_stats`, timing totals).
 
     Timing covers ``Runner.separate`` only (not file IO); per track it is stored in
     ``timing.json`` beside the stems so an interrupted run resumes where it stopped."""
-    runner = runner or runner_for(model, entry.get("runner") or {})
     stats = model_stats(getattr(model, "base_model", model), runner.chunk_size, runner.num_overlap,
                         device=runner.device)
     warm_up(runner)
@@ -191,9 +188,7 @@ def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=N
                 peak, resumed = max(peak, timing["peak_rss_mb"]), resumed + 1
                 peak_total = max(peak_total, timing.get("peak_rss_total_mb", 0.0))
                 continue
-        mix, sr = read_audio(folder / "mixture.wav")
-        if max_seconds:
-            mix = mix[:, : int(max_seconds * sr)]
+        mix, sr = _read_mixture(folder, max_seconds)
         est, took, rss = time_call(lambda: runner.separate(mix))
         if est.shape[0] != len(stems):
             raise UserError(f"variant {entry['name']!r} returns {est.shape[0]} stems, the teacher {len(stems)}.")
@@ -212,12 +207,10 @@ def separate_variant(entry: dict, model, tracks, out: Path, stems, max_seconds=N
             "device": str(runner.device)}
 
 
-def _mixtures(tracks, max_seconds=None) -> list:
-    mixes = []
-    for _, folder in tracks:
-        mix, sr = read_audio(folder / "mixture.wav")
-        mixes.append(mix[:, : int(max_seconds * sr)] if max_seconds else mix)
-    return mixes
+def _read_mixture(folder: Path, max_seconds=None):
+    """A track's ``mixture.wav`` and its rate, cut to ``max_seconds`` when given."""
+    mix, sr = read_audio(folder / "mixture.wav")
+    return (mix[:, : int(max_seconds * sr)] if max_seconds else mix), sr
 
 
 def retime_rounds(runners: dict[str, Runner], mixes: list, rounds: int) -> dict[str, list[float]]:
@@ -301,12 +294,13 @@ def _run(cfg: dict) -> list[dict]:
         print(f"[pareto] separating {len(tracks)} tracks with {entry['name']}", file=sys.stderr)
         runner = runner_for(model, entry.get("runner") or {})
         stats[entry["name"]], timings[entry["name"]] = separate_variant(
-            entry, model, tracks, out / "estimates" / entry["name"], stems, dataset.get("max_seconds"), resume, runner)
+            entry, model, runner, tracks, out / "estimates" / entry["name"], stems, dataset.get("max_seconds"), resume)
         if rounds > 1:  # kept loaded for the interleaved rounds below
             runners[entry["name"]] = runner
         del model, runner
     if rounds > 1:
-        extra = retime_rounds(runners, _mixtures(tracks, dataset.get("max_seconds")), rounds - 1)
+        extra = retime_rounds(runners, [_read_mixture(folder, dataset.get("max_seconds"))[0] for _, folder in tracks],
+                              rounds - 1)
         runners.clear()
         fresh = all(t["tracks_resumed"] == 0 for t in timings.values())  # round 1 timed here too
         per_round = {name: ([timings[name]["seconds"]] if fresh else []) + extra[name] for name in timings}
