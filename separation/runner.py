@@ -170,6 +170,14 @@ class Runner:
                 self._windows[(fade_in, fade_out)] = None if w is None else w.to(self.device)
 
     # ------------------------------------------------------------------ public
+    @property
+    def inference_precision(self) -> str:
+        """The precision the model actually runs at, for reports: a runtime wrapper that runs its own
+        precision (OpenVINO's ``bf16``, while this Runner's autocast stays ``fp32``) says so itself;
+        otherwise the autocast's."""
+        own = None if isinstance(self.model, torch.nn.Module) else getattr(self.model, "precision", None)
+        return own or self.precision
+
     def separate(self, mix, sink: Callable[[np.ndarray], None] | None = None):
         """Separate ``mix`` ``(C, L)`` (numpy or torch).
 

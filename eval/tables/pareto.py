@@ -203,7 +203,7 @@ def separate_variant(entry: dict, model, runner: Runner, tracks, out: Path, stem
     return stats, {"seconds": seconds, "audio_seconds": audio_seconds, "peak_rss_mb": peak,
             "peak_rss_total_mb": peak_total, "tracks_resumed": resumed,
             "num_overlap": runner.num_overlap, "batch_size": runner.batch_size, "chunk_size": runner.chunk_size,
-            "precision": runner.precision, "window": runner.window_kind, "wiener": runner.wiener, "wiener_hop": runner.wiener_hop,
+            "precision": runner.inference_precision, "window": runner.window_kind, "wiener": runner.wiener, "wiener_hop": runner.wiener_hop,
             "device": str(runner.device)}
 
 

@@ -52,7 +52,7 @@ def benchmark_variants(variants: dict, mix: np.ndarray, runner_kwargs: dict | No
                "seconds": seconds, "audio_seconds": audio_seconds,
                "seconds_per_audio_minute": seconds / audio_seconds * 60, "rtf": seconds / audio_seconds,
                "peak_rss_mb": rss.peak_mb, "peak_rss_total_mb": rss.total_mb, "num_overlap": runner.num_overlap, "batch_size": runner.batch_size,
-               "chunk_size": runner.chunk_size, "window": runner.window_kind, "precision": runner.precision,
+               "chunk_size": runner.chunk_size, "window": runner.window_kind, "precision": runner.inference_precision,
                "device": str(runner.device), "matmul_peak_gflops": peak}
         gf = stats["gflop_per_chunk"]
         plan = ChunkPlan(mix.shape[-1], runner.chunk_size, runner.num_overlap)
