@@ -58,37 +58,30 @@ def _set_fpmath(mode: str) -> None:
 
 
 def probe(size: int, channels: int, repeats: int) -> list[dict]:
-    rows = []
+    """One row per case: a ``size``-square matmul and a 3x3 convolution (``channels`` in and out, 256 x 512),
+    each in fp32, as bf16 tensors (the conversion timed too) and under oneDNN's bf16 fpmath."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    exact = a.double() @ b.double()
-    flop = 2 * size ** 3
     ah, al = _split(a)
     bh, bl = _split(b)
     wide_a, wide_b = torch.cat([ah, ah, al], 1), torch.cat([bh, bl, bh], 0)  # one matmul, K three times longer
-    cases = [
-        ("matmul fp32", "ieee", lambda: a @ b),
-        ("matmul bf16 tensors (bf16 result)", "ieee", lambda: (a.bfloat16() @ b.bfloat16())),
-        ("matmul fp32 under oneDNN bf16 fpmath", "bf16", lambda: a @ b),
-        ("matmul bf16x3 under bf16 fpmath (fp32 result)", "bf16", lambda: wide_a @ wide_b),
-    ]
-    for name, mode, fn in cases:
-        _set_fpmath(mode)
-        seconds = _seconds(fn, repeats)
-        rows.append({"variant": name, "fpmath": mode, "seconds": seconds, "gflops": flop / seconds / 1e9,
-                     "null_db_vs_fp64": _null_db(fn(), exact)})
-    x = torch.randn(1, channels, 256, 512).contiguous(memory_format=torch.channels_last)
-    w = (torch.randn(channels, channels, 3, 3) / (3 * channels ** 0.5)).contiguous(memory_format=torch.channels_last)
-    exact = F.conv2d(x.double(), w.double(), padding=1)
-    flop = 2 * channels * channels * 9 * 256 * 512
     cl = torch.channels_last
-    conv_cases = [
-        ("conv3x3 fp32 (channels-last)", "ieee", lambda: F.conv2d(x, w, padding=1)),
+    x = torch.randn(1, channels, 256, 512).contiguous(memory_format=cl)
+    w = (torch.randn(channels, channels, 3, 3) / (3 * channels ** 0.5)).contiguous(memory_format=cl)
+    matmul = (2 * size ** 3, a.double() @ b.double())
+    conv = (2 * channels * channels * 9 * 256 * 512, F.conv2d(x.double(), w.double(), padding=1))
+    cases = [  # (name, fpmath mode, call, (useful FLOPs, float64 result))
+        ("matmul fp32", "ieee", lambda: a @ b, matmul),
+        ("matmul bf16 tensors (bf16 result)", "ieee", lambda: a.bfloat16() @ b.bfloat16(), matmul),
+        ("matmul fp32 under oneDNN bf16 fpmath", "bf16", lambda: a @ b, matmul),
+        ("matmul bf16x3 under bf16 fpmath (fp32 result)", "bf16", lambda: wide_a @ wide_b, matmul),
+        ("conv3x3 fp32 (channels-last)", "ieee", lambda: F.conv2d(x, w, padding=1), conv),
         ("conv3x3 bf16 tensors (bf16 result)", "ieee",
          lambda: F.conv2d(x.bfloat16().contiguous(memory_format=cl), w.bfloat16().contiguous(memory_format=cl),
-                          padding=1)),
-        ("conv3x3 fp32 under oneDNN bf16 fpmath", "bf16", lambda: F.conv2d(x, w, padding=1)),
+                          padding=1), conv),
+        ("conv3x3 fp32 under oneDNN bf16 fpmath", "bf16", lambda: F.conv2d(x, w, padding=1), conv),
     ]
-    for name, mode, fn in conv_cases:
+    rows = []
+    for name, mode, fn, (flop, exact) in cases:
         _set_fpmath(mode)
         seconds = _seconds(fn, repeats)
         rows.append({"variant": name, "fpmath": mode, "seconds": seconds, "gflops": flop / seconds / 1e9,
