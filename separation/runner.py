@@ -125,12 +125,17 @@ class Runner:
         wiener_hop: the filter's STFT hop (its n_fft is :data:`separation.wiener.N_FFT`); None is
             Open-Unmix's 1024, 2048 halves the filter's cost for about -0.1 dB (README, *The Wiener
             post-filter, fused*).
+        wiener_grid: ``fixed`` (the filter's own 4096-point STFT of the stems' waveforms) or
+            ``model``: the filter runs on the model's STFT grid with the model's masked spectrogram
+            magnitudes as priors, so the model's inverse STFT and the filter's STFT of the stems are
+            skipped. It needs a model with ``stft`` and ``spectral_forward`` (TFC_TDF_net, the ONNX
+            and OpenVINO separators) and chunk starts on its hop grid (``num_overlap`` 1 does).
     """
 
     def __init__(self, model: torch.nn.Module | Callable, chunk_size: int, num_overlap: int = 4,
                  batch_size: int = 1, precision: str = "fp32", device: str = "auto",
                  compile: bool = False, window: str = "msst", progress: bool = True,
-                 wiener: int | None = None, wiener_hop: int | None = None):
+                 wiener: int | None = None, wiener_hop: int | None = None, wiener_grid: str = "fixed"):
         if num_overlap < 1 or batch_size < 1 or chunk_size < 16:
             raise ValueError("num_overlap and batch_size must be >= 1 and chunk_size >= 16")
         if precision not in PRECISIONS:
@@ -145,6 +150,7 @@ class Runner:
         if wiener_hop is not None and (wiener_hop < 1 or WIENER_N_FFT % wiener_hop):
             raise ValueError(f"wiener_hop must divide the filter's n_fft of {WIENER_N_FFT} (1024 or 2048)")
         self.wiener, self.wiener_hop = wiener, wiener_hop
+        self.wiener_grid = self._check_wiener_grid(wiener_grid, wiener_hop, model, chunk_size, num_overlap, compile)
         self.wiener_preload = None  # the thread loading the compiled filter; join it to wait for the kernels
         if wiener is not None:  # load the compiled filter while the model runs (~0.8 s in a new process)
             from .wiener_kernels import preload
@@ -212,6 +218,12 @@ class Runner:
         blocks = self._overlap_add(padded.to(self.device), plan)
         if self.wiener is None:
             yield from blocks
+        elif self.wiener_grid == "model":
+            from .wiener import refine_stream
+            stft = self.model.stft
+            frames = self._prior_frames(padded.to(self.device), plan)
+            yield from refine_stream(mix.cpu().numpy(), frames, self.wiener, n_fft=stft.n_fft, hop=stft.hop_length,
+                                     priors=True)
         else:
             from .wiener import refine_stream
             yield from refine_stream(mix.cpu().numpy(), blocks, self.wiener, hop=self.wiener_hop)
@@ -228,8 +240,23 @@ class Runner:
             part = F.pad(part[None], (0, missing), mode=mode)[0]
         return part
 
+    def _batches(self, padded: torch.Tensor, plan: ChunkPlan, forward: Callable) -> Iterator[tuple[range, torch.Tensor]]:
+        """``(chunk indices, forward(batch of those chunks))`` in order, ``batch_size`` chunks at a time."""
+        n = plan.num_chunks
+        batch = torch.empty(self.batch_size, padded.shape[0], self.chunk_size, device=self.device)
+        bar = tqdm(total=n, unit="chunk", disable=not self.progress, leave=False, desc="separating")
+        with torch.inference_mode(), self._autocast():
+            for first in range(0, n, self.batch_size):
+                ks = range(first, min(first + self.batch_size, n))
+                for j, k in enumerate(ks):
+                    batch[j].copy_(self._chunk(padded, plan.start(k)))
+                out = forward(batch[: len(ks)])
+                yield ks, out.float().to(self.device)  # a runtime wrapper (ONNX, OpenVINO) may answer on the host
+                bar.update(len(ks))
+        bar.close()
+
     def _overlap_add(self, padded: torch.Tensor, plan: ChunkPlan) -> Iterator[np.ndarray]:
-        chunk, step, n, total = self.chunk_size, plan.step, plan.num_chunks, plan.total_chunks
+        chunk, step, total = self.chunk_size, plan.step, plan.total_chunks
         channels = padded.shape[0]
         capacity = chunk + self.batch_size * step
         acc = None  # (S, C, capacity), allocated once the stem count is known
@@ -237,44 +264,101 @@ class Runner:
         origin = 0  # padded-track position of acc[..., 0]
         emitted = plan.pad  # next padded-track position to emit (skips the left pad)
         end = plan.pad + plan.length
-        batch = torch.empty(self.batch_size, channels, chunk, device=self.device)
-        bar = tqdm(total=n, unit="chunk", disable=not self.progress, leave=False, desc="separating")
-        with torch.inference_mode(), self._autocast():
-            for first in range(0, n, self.batch_size):
-                ks = range(first, min(first + self.batch_size, n))
-                for j, k in enumerate(ks):
-                    batch[j].copy_(self._chunk(padded, plan.start(k)))
-                out = self.model(batch[: len(ks)])
-                out = out.float().to(self.device)  # a runtime wrapper (ONNX, OpenVINO) may answer on the host
-                if acc is None:
-                    acc = torch.zeros(out.shape[1], channels, capacity, device=self.device)
-                for j, k in enumerate(ks):
-                    start = plan.start(k)
-                    seg = min(chunk, plan.padded_length - start)
-                    window = self._window(k, total)
-                    lo = start - origin
-                    if window is None:
-                        acc[..., lo:lo + seg] += out[j, ..., :seg]
-                        weight[lo:lo + seg] += 1.0
-                    else:
-                        acc[..., lo:lo + seg] += out[j, ..., :seg] * window[:seg]
-                        weight[lo:lo + seg] += window[:seg]
-                bar.update(len(ks))
-                final = plan.padded_length if ks[-1] == total - 1 else plan.start(ks[-1] + 1)
-                # Everything before the next chunk's start is final: emit it and slide the buffer.
-                lo, hi = max(emitted, origin), min(final, end)
-                if hi > lo:
-                    a, b = lo - origin, hi - origin
-                    yield (acc[..., a:b] / weight[a:b]).cpu().numpy()
-                    emitted = hi
-                shift = final - origin
-                keep = capacity - shift
-                acc[..., :keep] = acc[..., shift:].clone()
-                acc[..., keep:] = 0
-                weight[:keep] = weight[shift:].clone()
-                weight[keep:] = 0
-                origin = final
-        bar.close()
+        for ks, out in self._batches(padded, plan, self.model):
+            if acc is None:
+                acc = torch.zeros(out.shape[1], channels, capacity, device=self.device)
+            for j, k in enumerate(ks):
+                start = plan.start(k)
+                seg = min(chunk, plan.padded_length - start)
+                window = self._window(k, total)
+                lo = start - origin
+                if window is None:
+                    acc[..., lo:lo + seg] += out[j, ..., :seg]
+                    weight[lo:lo + seg] += 1.0
+                else:
+                    acc[..., lo:lo + seg] += out[j, ..., :seg] * window[:seg]
+                    weight[lo:lo + seg] += window[:seg]
+            final = plan.padded_length if ks[-1] == total - 1 else plan.start(ks[-1] + 1)
+            # Everything before the next chunk's start is final: emit it and slide the buffer.
+            lo, hi = max(emitted, origin), min(final, end)
+            if hi > lo:
+                a, b = lo - origin, hi - origin
+                yield (acc[..., a:b] / weight[a:b]).cpu().numpy()
+                emitted = hi
+            shift = final - origin
+            keep = capacity - shift
+            acc[..., :keep] = acc[..., shift:].clone()
+            acc[..., keep:] = 0
+            weight[:keep] = weight[shift:].clone()
+            weight[keep:] = 0
+            origin = final
+
+    def _prior_frames(self, padded: torch.Tensor, plan: ChunkPlan) -> Iterator[np.ndarray]:
+        """The model's masked spectrogram magnitudes, overlap-added frame by frame like
+        :meth:`_overlap_add` adds samples (each chunk's frame weighted by its window at the frame's
+        centre), as ``(S, C, n, F)`` blocks of the track's centred STFT frames, in order."""
+        stft = self.model.stft
+        hop, channels = stft.hop_length, padded.shape[0]
+        per_chunk = 1 + self.chunk_size // hop              # a chunk's centred STFT frames
+        first_frame, frames = plan.pad // hop, 1 + plan.length // hop  # the track's, in padded frames
+        total, capacity = plan.total_chunks, per_chunk + self.batch_size * plan.step // hop
+        centres = torch.clamp(torch.arange(per_chunk, device=self.device) * hop, max=self.chunk_size - 1)
+        acc, weight = None, torch.zeros(capacity, device=self.device)
+        origin, emitted = 0, first_frame  # padded frame of acc[..., 0]; next padded frame to emit
+
+        def forward(batch):
+            out = self.model.spectral_forward(stft(batch)).float()  # (B, S, C*2, F, T): re, im per channel
+            b, s, _, f, t = out.shape
+            out = out.view(b, s, channels, 2, f, t)
+            return torch.hypot(out[:, :, :, 0], out[:, :, :, 1]).transpose(-1, -2)  # (B, S, C, T, F) view
+
+        for ks, mags in self._batches(padded, plan, forward):
+            if acc is None:  # frames before bins, as the filter reads them
+                acc = torch.zeros(*mags.shape[1:3], capacity, mags.shape[-1], device=self.device)
+            for j, k in enumerate(ks):
+                window = self._window(k, total)
+                lo = plan.start(k) // hop - origin
+                if window is None:
+                    acc[:, :, lo:lo + per_chunk] += mags[j]
+                    weight[lo:lo + per_chunk] += 1.0
+                else:
+                    w = window[centres]
+                    acc[:, :, lo:lo + per_chunk] += mags[j] * w[:, None]
+                    weight[lo:lo + per_chunk] += w
+            # frames centred before the next chunk's start get nothing more
+            final = first_frame + frames if ks[-1] == plan.num_chunks - 1 else plan.start(ks[-1] + 1) // hop
+            lo, hi = max(emitted, origin), min(final, first_frame + frames)
+            if hi > lo:
+                a, b = lo - origin, hi - origin
+                yield (acc[:, :, a:b] / weight[a:b, None]).cpu().numpy()
+                emitted = hi
+            if ks[-1] == plan.num_chunks - 1:
+                continue  # the last batch: nothing to slide for
+            shift = final - origin
+            keep = capacity - shift
+            acc[:, :, :keep] = acc[:, :, shift:].clone()
+            acc[:, :, keep:] = 0
+            weight[:keep] = weight[shift:].clone()
+            weight[keep:] = 0
+            origin += shift
+
+    @staticmethod
+    def _check_wiener_grid(grid: str, wiener_hop, model, chunk_size: int, num_overlap: int, compile: bool) -> str:
+        if grid not in ("fixed", "model"):
+            raise ValueError("wiener_grid must be 'fixed' or 'model'")
+        if grid == "fixed":
+            return grid
+        if wiener_hop is not None:
+            raise ValueError("wiener_hop sets the fixed grid's hop; wiener_grid='model' uses the model's own")
+        stft = getattr(model, "stft", None)
+        if compile or stft is None or not hasattr(model, "spectral_forward"):
+            raise ValueError("wiener_grid='model' needs an uncompiled model with its own STFT (stft and "
+                             "spectral_forward: TFC_TDF_net, the ONNX and OpenVINO separators)")
+        step = chunk_size // num_overlap
+        if step % stft.hop_length or (chunk_size - step) % stft.hop_length or stft.n_fft % stft.hop_length:
+            raise ValueError(f"wiener_grid='model' needs chunk starts on the model's hop grid: chunk {chunk_size}"
+                             f" / num_overlap {num_overlap} is not a multiple of hop {stft.hop_length}; use num_overlap 1")
+        return grid
 
     def _window(self, k: int, n: int) -> torch.Tensor | None:
         return self._windows[(k > 0, k < n - 1)]

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wiener-hop", type=int, default=None, choices=[1024, 2048],
                    help="the filter's STFT hop (n_fft 4096): 1024 (default, Open-Unmix's) or 2048, half the "
                         "filter's cost for about -0.1 dB")
+    p.add_argument("--wiener-grid", default="fixed", choices=["fixed", "model"],
+                   help="the filter's STFT: fixed (n_fft 4096, --wiener-hop) or model: the model's own STFT, "
+                        "with its masked spectrogram as the priors, which skips the model's inverse STFT and "
+                        "the filter's STFT of the stems (needs --num-overlap 1 or chunk steps on the model's hop)")
     return p
 
 
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
                     chunk_size=chunk_size,
                     num_overlap=args.num_overlap or spec.inference.num_overlap,
                     batch_size=args.batch_size, precision=runner_precision(backend, args.precision), device=str(device), window=args.window,
-                    wiener=args.wiener, wiener_hop=args.wiener_hop)
+                    wiener=args.wiener, wiener_hop=args.wiener_hop, wiener_grid=args.wiener_grid)
     for path in args.inputs:
         mix, _ = read_audio(path)
         write_track(runner, mix, spec.stems, out / path.stem)

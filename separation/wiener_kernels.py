@@ -44,6 +44,28 @@ def soft_mask_inplace(y, x, scale):
 
 
 @njit(parallel=True, cache=True)
+def soft_mask_from_priors(v, x, scale, y):
+    """norbert's soft mask from ``v`` ``(S, C, T, Fv)`` float32 magnitudes (a model's own spectrogram,
+    ``Fv`` <= the mixture's bins; bins above take ``v``'s top bin) into ``y`` ``(S, C, T, F)`` complex64:
+    ``v_j / (eps + sum_k v_k) * x / scale``. :func:`soft_mask_inplace` with the priors read, not built."""
+    eps = np.float32(np.finfo(np.float32).eps)
+    stems, channels, frames, bins = y.shape
+    top = v.shape[3] - 1
+    inv = np.float32(1.0) / np.float32(scale)
+    for t in prange(frames):
+        for c in range(channels):
+            for f in range(bins):
+                g = min(f, top)
+                total = np.float32(0.0)
+                for j in range(stems):
+                    total += v[j, c, t, g]
+                gain = inv / (eps + total)
+                xv = x[c, t, f]
+                for j in range(stems):
+                    y[j, c, t, f] = (v[j, c, t, g] * gain) * xv
+
+
+@njit(parallel=True, cache=True)
 def spatial_covariances(y):
     """Each stem's normalised 2x2 spatial covariance per bin, from ``y`` ``(S, 2, T, F)``:
     ``R_j(f) = sum_t y y^H / (eps + sum_t power_j)`` with ``power_j = (|y_0|^2 + |y_1|^2) / 2``.
@@ -135,8 +157,24 @@ def wiener_stereo_inplace(y, x, iterations):
         em_update_inplace(y, x, r00, r11, r01, scale, scale if it == iterations - 1 else 1.0)
 
 
-# The one signature the filter is called with: C-contiguous complex64 STFTs and the iteration count.
+@njit(cache=True)
+def wiener_stereo_priors(v, x, iterations):
+    """:func:`wiener_stereo_inplace` with the priors given as ``(S, 2, T, Fv)`` float32 magnitudes
+    ``v``: returns the filtered ``(S, 2, T, F)`` complex64 stems for the ``(2, T, F)`` mixture ``x``."""
+    stems, channels, frames, _ = v.shape
+    y = np.empty((stems, channels, frames, x.shape[2]), np.complex64)
+    scale = max(1.0, np.sqrt(peak_energy(x)) / 10.0) if iterations else 1.0
+    soft_mask_from_priors(v, x, scale, y)
+    for it in range(iterations):
+        r00, r11, r01 = spatial_covariances(y)
+        em_update_inplace(y, x, r00, r11, r01, scale, scale if it == iterations - 1 else 1.0)
+    return y
+
+
+# The signatures the filter is called with: C-contiguous complex64 STFTs (or float32 priors) and
+# the iteration count.
 SIGNATURE = (types.complex64[:, :, :, ::1], types.complex64[:, :, ::1], types.int64)
+PRIORS_SIGNATURE = (types.float32[:, :, :, ::1], types.complex64[:, :, ::1], types.int64)
 
 
 def preload() -> None:
@@ -144,5 +182,6 @@ def preload() -> None:
     a thread while the model runs. Not running it keeps numba's worker threads owned by the main
     thread (they start at the first call), so later forks (museval workers) come from their owner."""
     wiener_stereo_inplace.compile(SIGNATURE)
+    wiener_stereo_priors.compile(PRIORS_SIGNATURE)
     from .spectral_kernels import preload as preload_stft
     preload_stft()  # the filter's STFTs (separation.spectral's host path)

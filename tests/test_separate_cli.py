@@ -118,3 +118,8 @@ def test_wiener_stems_add_up_to_the_input(tmp_path, tiny_checkpoint):
     sf.write(quiet, np.zeros((20000, 2), np.float32), 44100)
     main(args_for(tiny_checkpoint, [quiet], tmp_path / "out") + ["--wiener", "1"])
     assert np.isfinite(sf.read(tmp_path / "out" / "quiet" / "kick.wav")[0]).all()
+    # on the model's own STFT grid (its spectrogram as the priors) the stems partition the input too
+    main(args_for(tiny_checkpoint, [wav], tmp_path / "grid") + ["--wiener", "1", "--wiener-grid", "model", "--num-overlap", "1"])
+    total = sum(sf.read(tmp_path / "grid" / "noise" / f"{stem}.wav", dtype="float32")[0] for stem in STEMS)
+    err = 10 * np.log10(np.square(total - mix).sum() / np.square(mix).sum())
+    assert err < -30, err

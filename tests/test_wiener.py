@@ -1,11 +1,13 @@
 """The Wiener post-filter gives back what a shrunken estimate leaves out, sums to the mixture,
-streams segment by segment without seams, and is norbert's filter (the reference) exactly."""
+streams segment by segment without seams, and is norbert's filter (the reference) exactly; on the
+model's own STFT grid it is the same filter with the model's spectrogram as the priors."""
 import numpy as np
 import pytest
 import torch
 
 from separation import Runner
-from separation.wiener import refine, refine_stream, wiener
+from separation.model import STFT
+from separation.wiener import _host_stft, refine, refine_priors, refine_stream, wiener
 
 SR = 44100
 
@@ -110,3 +112,89 @@ def test_benchmark_warm_up_waits_for_the_filters_kernels():
     assert runner.wiener_preload is not None
     warm_up(runner)
     assert not runner.wiener_preload.is_alive()
+
+
+def _magnitudes(est: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """``|torch.stft|`` of ``(S, C, L)`` as ``(S, C, T, F)``: the priors a model's spectrogram gives."""
+    spec = torch.stft(torch.from_numpy(est.reshape(-1, est.shape[-1])), n_fft, hop, window=torch.hann_window(n_fft),
+                      center=True, return_complex=True)
+    return spec.abs().transpose(-1, -2).reshape(*est.shape[:2], -1, n_fft // 2 + 1).numpy()
+
+
+@pytest.mark.parametrize("channels", [1, 2])  # the torch EM and the stereo kernels
+def test_refine_priors_is_refine_given_the_estimates_magnitudes(channels):
+    refs = _sources(seed=4)[:, :channels]
+    mix, est = refs.sum(0), 0.4 * refs
+    # the magnitudes of the very STFT refine takes: one EM step turns a 1e-5 change of the priors
+    # into a -49 dB change of these stems (bins where one source is alone and panned exactly)
+    spec = torch.view_as_real(_host_stft(est, 1024, 512))
+    priors = spec.square().sum(-1).sqrt().reshape(*est.shape[:2], -1, 513).numpy()
+    out = refine_priors(mix, priors, 1, 1024, 512)
+    np.testing.assert_allclose(out, refine(mix, est, 1, n_fft=1024, hop=512), atol=1e-4)
+    # a model keeps dim_f bins: the ones above take the top prior bin
+    copied = priors.copy()
+    copied[..., 400:] = priors[..., 399:400]
+    np.testing.assert_allclose(refine_priors(mix, priors[..., :400], 1, 1024, 512),
+                               refine_priors(mix, copied, 1, 1024, 512), atol=1e-6)
+    with pytest.raises(ValueError, match="do not fit"):
+        refine_priors(mix, priors[:, :, :-1], 1, 1024, 512)
+
+
+@pytest.mark.parametrize("block", [1, 7, 300])
+def test_refine_stream_of_priors_matches_the_whole_track_for_a_ratio_mask(block):
+    refs = _sources(seconds=5.0, seed=5)
+    mix = refs.sum(0)
+    est = (0.5 * refs + 0.01 * np.random.default_rng(6).standard_normal(refs.shape)).astype(np.float32)
+    priors = _magnitudes(est, 1024, 512)
+    whole = refine_priors(mix, priors, 0, 1024, 512)
+    blocks = (priors[:, :, i:i + block] for i in range(0, priors.shape[2], block))
+    streamed = np.concatenate(list(refine_stream(mix, blocks, iterations=0, n_fft=1024, hop=512,
+                                                 segment=43 * 1024, priors=True)), axis=-1)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, atol=1e-4)
+    with pytest.raises(ValueError, match="frames"):
+        list(refine_stream(mix, iter([priors[:, :, :-1]]), iterations=0, n_fft=1024, hop=512, priors=True))
+
+
+class UnsureSpectralModel:
+    """A band split in the STFT domain that outputs each band at 0.4x, with the interface
+    ``wiener_grid='model'`` uses (``stft``, ``spectral_forward``), as TFC_TDF_net has it."""
+
+    def __init__(self):
+        self.stft = STFT(1024, 512, 512)
+
+    def spectral_forward(self, spec):  # (B, C*2, F, T) -> (B, 2, C*2, F, T)
+        low = (torch.arange(spec.shape[-2]) < 70)[:, None]  # 70 bins of 43 Hz: 3 kHz
+        return 0.4 * torch.stack([spec * low, spec * ~low], 1)
+
+    def __call__(self, x):
+        return self.stft.inverse(self.spectral_forward(self.stft(x)))[..., :x.shape[-1]]
+
+
+CHUNK = 86 * 512  # a chunk on the model's hop grid
+
+
+@pytest.mark.parametrize("overlap,length", [(1, 3 * SR), (2, 3 * SR), (1, 20000)])
+def test_runner_on_the_model_grid_restores_the_stems(overlap, length):
+    refs = _sources(seconds=3.0, seed=3)[..., :length]
+    mix = refs.sum(0)
+    model = UnsureSpectralModel()
+
+    def run(**kw):
+        return Runner(model, chunk_size=CHUNK, num_overlap=overlap, device="cpu", progress=False, **kw).separate(mix)
+
+    plain, grid = run(), run(wiener=1, wiener_grid="model")
+    assert grid.shape == plain.shape == refs.shape
+    assert _snr(mix, plain.sum(0)) < 10 < 30 < _snr(mix, grid.sum(0))
+    assert all(_snr(r, p) < 5 < 15 < _snr(r, g) for r, p, g in zip(refs, plain, grid))
+    np.testing.assert_allclose(run(wiener=1, wiener_grid="model", batch_size=3), grid, atol=1e-5)
+
+
+def test_runner_refuses_the_model_grid_where_it_cannot_apply():
+    model = UnsureSpectralModel()
+    for kw, match in [({"num_overlap": 3}, "hop grid"), ({"wiener_hop": 2048}, "wiener_hop"),
+                      ({"compile": True}, "own STFT"), ({"wiener_grid": "coarse"}, "wiener_grid")]:
+        with pytest.raises(ValueError, match=match):
+            Runner(model, chunk_size=CHUNK, device="cpu", wiener=1, **{"wiener_grid": "model", **kw})
+    with pytest.raises(ValueError, match="own STFT"):
+        Runner(lambda x: torch.stack([x, x], 1), chunk_size=CHUNK, device="cpu", wiener=1, wiener_grid="model")

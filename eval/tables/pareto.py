@@ -204,6 +204,7 @@ def separate_variant(entry: dict, model, runner: Runner, tracks, out: Path, stem
             "peak_rss_total_mb": peak_total, "tracks_resumed": resumed,
             "num_overlap": runner.num_overlap, "batch_size": runner.batch_size, "chunk_size": runner.chunk_size,
             "precision": runner.inference_precision, "window": runner.window_kind, "wiener": runner.wiener, "wiener_hop": runner.wiener_hop,
+            "wiener_grid": runner.wiener_grid,
             "device": str(runner.device)}
 
 
