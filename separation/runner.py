@@ -19,7 +19,9 @@ Two deliberate differences from MSST, both documented in the README:
 
 Memory: besides the input mixture, the runner holds one batch of chunks and an accumulator of
 ``chunk + batch_size * step`` samples; finished samples are handed to ``sink`` as soon as no
-later chunk can touch them, so output memory does not grow with the track.
+later chunk can touch them, so output memory does not grow with the track. With the Wiener filter on
+the model's grid (``wiener_grid="model"``) the same overlap-add runs on the model's spectrogram magnitudes,
+frame by frame (:meth:`Runner._prior_frames`), and the filter's inverse STFT gives the samples.
 """
 from __future__ import annotations
 
@@ -215,18 +217,17 @@ class Runner:
         # The track, the windows and the overlap-add buffer live on the model's device; only the
         # finished blocks come back. On a GPU the host-side sum of every chunk's (S, C, chunk)
         # output cost as much as the model itself (H200, bf16, batch 8).
-        blocks = self._overlap_add(padded.to(self.device), plan)
+        padded = padded.to(self.device)
         if self.wiener is None:
-            yield from blocks
-        elif self.wiener_grid == "model":
-            from .wiener import refine_stream
+            yield from self._overlap_add(padded, plan)
+            return
+        from .wiener import refine_stream
+        if self.wiener_grid == "model":  # the model's spectrogram frames are the filter's priors
             stft = self.model.stft
-            frames = self._prior_frames(padded.to(self.device), plan)
-            yield from refine_stream(mix.cpu().numpy(), frames, self.wiener, n_fft=stft.n_fft, hop=stft.hop_length,
-                                     priors=True)
+            yield from refine_stream(mix.cpu().numpy(), self._prior_frames(padded, plan), self.wiener,
+                                     n_fft=stft.n_fft, hop=stft.hop_length, priors=True)
         else:
-            from .wiener import refine_stream
-            yield from refine_stream(mix.cpu().numpy(), blocks, self.wiener, hop=self.wiener_hop)
+            yield from refine_stream(mix.cpu().numpy(), self._overlap_add(padded, plan), self.wiener, hop=self.wiener_hop)
 
     # ---------------------------------------------------------------- internals
     def _autocast(self):
