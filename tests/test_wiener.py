@@ -130,7 +130,11 @@ def test_refine_priors_is_refine_given_the_estimates_magnitudes(channels):
     spec = torch.view_as_real(_host_stft(est, 1024, 512))
     priors = spec.square().sum(-1).sqrt().reshape(*est.shape[:2], -1, 513).numpy()
     out = refine_priors(mix, priors, 1, 1024, 512)
-    np.testing.assert_allclose(out, refine(mix, est, 1, n_fft=1024, hop=512), atol=1e-4)
+    want = refine(mix, est, 1, n_fft=1024, hop=512)
+    # the stereo kernels round |y| differently from the sqrt above, and those bins amplify it: elementwise
+    # 1e-4 held on most CPUs, a Zen 4 EPYC gave 0.011 peak at a -58 dB null; a wrong prior path is near -10 dB
+    null_db = 10 * np.log10(np.sum((out - want) ** 2) / np.sum(want ** 2) + 1e-30)
+    assert null_db <= -50, null_db
     # a model keeps dim_f bins: the ones above take the top prior bin
     copied = priors.copy()
     copied[..., 400:] = priors[..., 399:400]
