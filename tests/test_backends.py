@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import separation.backends as backends
+from compress.common import null_db
 from separation import load_any
 from separation.backends import BACKENDS, choose_backend, exported_onnx, prepare_backend
 from separation.errors import UserError
@@ -17,11 +18,6 @@ from separation.runner import Runner
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DRUMSEP_CACHE", str(tmp_path / "cache"))
-
-
-def null_db(estimate: np.ndarray, reference: np.ndarray) -> float:
-    err = np.square(estimate.astype(np.float64) - reference).sum()
-    return -np.inf if err == 0 else 10 * np.log10(err / np.square(reference.astype(np.float64)).sum())
 
 
 def drum_clip(seconds: float) -> np.ndarray:
