@@ -1,5 +1,6 @@
 """eval.timing.speed reports the GUIDE's fields on a tiny model (no speed targets here)."""
 import json
+import sys
 
 import pytest
 import torch
@@ -35,6 +36,8 @@ def test_speed_cli_json_fields(tmp_path, capsys):
     assert 1 <= report["num_chunks"] <= report["msst_chunks"]
     assert report["audio"] == {"seconds": 0.5, "sample_rate": 22050, "channels": 1}
     assert report["preprocess_seconds"] > 0 and report["seconds"] >= report["runner_seconds"]
+    # the allocator setting the separate CLI uses, named in the report (glibc on Linux)
+    assert report["allocator"] == ("glibc, freed memory kept (mallopt)" if sys.platform == "linux" else "default")
 
 
 def test_benchmark_variants_ratio_to_teacher():

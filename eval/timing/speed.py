@@ -184,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_cli(build_parser(), argv)
+    from separation.machine import keep_freed_memory
+
+    # as the separate CLI does, so these timings hold for it; the reference impl shares the process
+    # setting, so ratios compare the code, not the allocator (DRUMSEP_KEEP_FREED_MEMORY=0: glibc's default)
+    allocator = "glibc, freed memory kept (mallopt)" if keep_freed_memory() else "default"
     if args.seconds <= 0:
         raise UserError("--seconds must be positive.")
     if args.null_floor and not args.backends:
@@ -209,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         report = speed_report(model, name, args.seconds, args.sample_rate, args.channels, runner_kwargs,
                               reference_impl=not args.no_reference)
+    report["allocator"] = allocator
     text = json.dumps(report, indent=2)
     if args.out:
         atomic_write_text(args.out, text)
