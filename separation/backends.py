@@ -19,6 +19,10 @@ loses to them; :mod:`eval.timing.winograd_probe`). ``onnx-winograd`` is ONNX Run
 which the 3x3 convolutions of at least :data:`ONNX_WINOGRAD_MIN_CHANNELS` input and output channels are
 Winograd F(4x4, 3x3) written as convolutions and batched MatMuls
 (:func:`separation.winograd.onnx_winograd_conv`), which ONNX Runtime runs in its own tuned kernels.
+``onnx-streams`` and ``onnx-winograd-streams`` run the same exports with one single-thread ONNX Runtime call
+per core, each on its own chunk of the Runner's batch (:class:`separation.onnx_backend.OnnxSeparator`'s
+``streams``): on the full model's onnx-winograd two chunks took 7-9 % less time that way than in turn on two
+threads, bit for bit the same output (Zen 4 EPYC, ``results/backends/zen4_s31_streams/``).
 """
 from __future__ import annotations
 
@@ -38,9 +42,11 @@ from .machine import cpu_model_and_flags
 from .pretrained import cache_dir
 from .runner import autocast_for
 
-BACKENDS = ("torch", "winograd", "compile", "onnx", "onnx-winograd", "openvino", "openvino-winograd")
-RUNTIME_MODULE = {"onnx": "onnxruntime", "onnx-winograd": "onnxruntime", "openvino": "openvino",
-                  "openvino-winograd": "openvino"}
+BACKENDS = ("torch", "winograd", "compile", "onnx", "onnx-winograd", "onnx-streams", "onnx-winograd-streams",
+            "openvino", "openvino-winograd")
+RUNTIME_MODULE = {"onnx": "onnxruntime", "onnx-winograd": "onnxruntime", "onnx-streams": "onnxruntime",
+                  "onnx-winograd-streams": "onnxruntime", "openvino": "openvino", "openvino-winograd": "openvino"}
+STREAMS = "-streams"  # onnx(-winograd)-streams: the same export, one single-thread run per core on its own chunk
 # From this many input channels up the 3x3 convs are Winograd graphs. One TFC block (AVX2 EPYC,
 # results/backends/winograd_openvino_probe.json): 0.76x direct at 128 channels, 1.17x at 256, 1.53x at 384; the
 # whole model's core in OpenVINO (11.8-s chunk, an ad-hoc script): 17.75 s direct, 16.62 s from 384 up, 16.32 s from 512 up
@@ -101,9 +107,11 @@ def _require(backend: str) -> None:
 
 
 def exported_onnx(model, backend: str, log: Callable[[str], None] = print) -> Path:
-    """The cached ONNX file of ``model``'s spectral core (exported on first use)."""
+    """The cached ONNX file of ``model``'s spectral core (exported on first use; a ``-streams``
+    backend shares its base backend's file)."""
     from .onnx_backend import export_onnx
 
+    backend = backend.removesuffix(STREAMS)
     path = cache_root() / "exports" / f"{model_key(model, backend)}.onnx"
     if not path.is_file():
         log(f"exporting the model to ONNX for {backend} (once; cached as {path})")
@@ -143,20 +151,26 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
         inductor_config.freezing = True  # folds the eval-mode weights into the graph as constants
         return torch.compile(model.eval())
     _require(backend)
+    streams = backend.endswith(STREAMS)
+    if streams and device == "cuda":
+        raise UserError(f"backend {backend} runs chunks side by side on CPU cores; on a GPU use "
+                        f"{backend.removesuffix(STREAMS)} with --batch-size.")
+    base = backend.removesuffix(STREAMS)
     model = sized_for_chunk(model, chunk_size)
-    if backend == "openvino-winograd":
+    if base == "openvino-winograd":
         from .winograd import winograd_model
         model = winograd_model(model, min_channels=WINOGRAD_MIN_CHANNELS, graph="openvino")
-    if backend == "onnx-winograd":
+    if base == "onnx-winograd":
         from .winograd import winograd_model
         model = winograd_model(model, min_channels=ONNX_WINOGRAD_MIN_CHANNELS,
                                min_out_channels=ONNX_WINOGRAD_MIN_CHANNELS, graph="onnx")
-    path = exported_onnx(model, backend, log)
+    path = exported_onnx(model, base, log)
     threads = threads or torch.get_num_threads()
-    if backend.startswith("onnx"):
+    if base.startswith("onnx"):
         from .onnx_backend import OnnxSeparator
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
-        return OnnxSeparator(path, model.spec, threads=threads, providers=providers)
+        return OnnxSeparator(path, model.spec, threads=threads, providers=providers,
+                             streams=threads if streams else 1)
     from .onnx_backend import OpenVinoSeparator
     return OpenVinoSeparator(path, model.spec, threads=threads, precision=precision)
 
@@ -173,7 +187,8 @@ def machine_key(threads: int) -> tuple[str, str]:
 # onnx-winograd is one: on the full model it ran 1.28x plain onnx (median of 5 interleaved rounds, 2.05x against 1.59x
 # the reference, results/backends/full_cpu_o1_onnx_winograd_repeats5.json); on a model with no 3x3 conv that wide
 # (every student, the demo teacher) its graph is plain onnx's, so auto skips it there instead of exporting twice.
-CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "onnx-winograd", "openvino"),
+CANDIDATES = {"fp32": ("torch", "winograd", "compile", "onnx", "onnx-winograd", "onnx-streams", "onnx-winograd-streams",
+                       "openvino"),
               "bf16": ("torch", "compile", "openvino"),
               "fp16": ("torch",)}
 
@@ -185,18 +200,21 @@ def runner_precision(backend: str, precision: str) -> str:
 
 
 def time_chunk(separator, chunk: torch.Tensor, repeats: int = 2, precision: str = "fp32") -> tuple[float, float]:
-    """(first call, best of ``repeats`` later calls) in seconds, under the Runner's autocast for
-    ``precision``: the first call pays compile and caches."""
+    """(first call, best of ``repeats`` later calls) in seconds per chunk, under the Runner's autocast
+    for ``precision``: the first call pays compile and caches. A separator with ``streams`` gets that
+    many chunks per call, as the Runner gives it, and its time is divided by them."""
+    streams = getattr(separator, "streams", 1)
+    batch = chunk.expand(streams, *chunk.shape[1:]).contiguous() if streams > 1 else chunk
     with torch.no_grad(), autocast_for(precision, "cpu"):
         start = time.perf_counter()
-        separator(chunk)
+        separator(batch)
         first = time.perf_counter() - start
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
-            separator(chunk)
+            separator(batch)
             best = min(best, time.perf_counter() - start)
-    return first, best
+    return first, best / streams
 
 
 def choose_backend(model, candidates=None, threads: int | None = None, precision: str = "fp32",
@@ -227,9 +245,12 @@ def choose_backend(model, candidates=None, threads: int | None = None, precision
             return record["backend"], record
     seconds, first_call, skipped = {}, {}, {}
     for name in candidates:
-        if name == "onnx-winograd" and not onnx_winograd_convs(model):
+        if name.startswith("onnx-winograd") and not onnx_winograd_convs(model):
             skipped[name] = (f"no 3x3 convolution with >= {ONNX_WINOGRAD_MIN_CHANNELS} input and output channels: "
                              "the same graph as onnx")
+            continue
+        if name.endswith(STREAMS) and threads < 2:
+            skipped[name] = f"one thread: {name} would run as {name.removesuffix(STREAMS)}"
             continue
         try:
             separator = prepare_backend(model, name, threads, log=log, precision=precision)

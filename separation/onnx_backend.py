@@ -79,10 +79,15 @@ class OnnxSeparator:
     """Waveform ``(B, C, L)`` -> stems ``(B, S, C, L)``: torch STFT, ONNX Runtime core, torch iSTFT.
 
     ``threads``: ONNX Runtime intra-op threads (``None``: its default, all cores);
-    ``providers``: e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` on a GPU."""
+    ``providers``: e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` on a GPU.
+    ``streams`` > 1 (CPU): the session runs on one thread per call, and a batch's chunks are run
+    side by side, ``streams`` at a time, one per core, so the cores do not meet at a barrier after
+    every node. ONNX Runtime's ``run`` may be called from several threads at once; each chunk's
+    result is bit-identical to a one-thread run of it alone. The Runner gives such a separator at
+    least ``streams`` chunks per batch (one more chunk's activations in memory per stream)."""
 
     def __init__(self, onnx_path: str | os.PathLike, spec: ModelSpec | str | os.PathLike | None = None,
-                 threads: int | None = None, providers: list[str] | None = None):
+                 threads: int | None = None, providers: list[str] | None = None, streams: int = 1):
         import onnxruntime as ort
 
         onnx_path = Path(onnx_path)
@@ -93,9 +98,13 @@ class OnnxSeparator:
             if not spec.is_file():
                 raise UserError(f"no config given and {spec} does not exist; pass spec= or the model's YAML.")
         self.spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_yaml(spec)
+        if streams < 1:
+            raise UserError(f"streams={streams}: use 1 or more.")
+        if streams > 1 and providers and providers[0] != "CPUExecutionProvider":
+            raise UserError(f"streams run chunks side by side on CPU cores; {providers[0]} runs one at a time.")
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
+        if threads or streams > 1:
+            options.intra_op_num_threads = 1 if streams > 1 else int(threads)
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
@@ -108,6 +117,8 @@ class OnnxSeparator:
         self.path = onnx_path
         self.size_mb = onnx_path.stat().st_size / 2**20
         self.num_params = self._count_params(onnx_path)
+        self.streams = streams
+        self._pool = None
 
     @staticmethod
     def _count_params(path: Path) -> int | None:
@@ -125,8 +136,14 @@ class OnnxSeparator:
 
     def spectral_forward(self, spec: torch.Tensor) -> torch.Tensor:
         """``(B, C*2, F, T)`` -> ``(B, S, C*2, F, T)`` through the ONNX session."""
-        out = self.session.run([OUTPUT], {INPUT: spec.detach().float().cpu().contiguous().numpy()})[0]
-        return torch.from_numpy(out)
+        array = spec.detach().float().cpu().contiguous().numpy()
+        if self.streams == 1 or len(array) == 1:
+            return torch.from_numpy(self.session.run([OUTPUT], {INPUT: array})[0])
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
+        run_one = lambda chunk: self.session.run([OUTPUT], {INPUT: chunk[None]})[0][0]  # noqa: E731
+        return torch.from_numpy(np.stack(list(self._pool.map(run_one, array))))
 
     def __call__(self, wave: torch.Tensor) -> torch.Tensor:
         length = wave.shape[-1]

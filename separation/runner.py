@@ -145,6 +145,9 @@ class Runner:
         self.device = pick_device(device)
         if precision == "fp16" and self.device.type == "cpu":
             raise ValueError("fp16 autocast is for CUDA/MPS; use bf16 on the CPU")
+        # a separator that runs chunks side by side (OnnxSeparator's streams) needs that many per batch;
+        # the output does not depend on the batch size
+        batch_size = max(batch_size, getattr(model, "streams", 1))
         self.chunk_size, self.num_overlap, self.batch_size = chunk_size, num_overlap, batch_size
         self.precision, self.progress, self.window_kind = precision, progress, window
         if wiener is not None and wiener < 0:

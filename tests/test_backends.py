@@ -45,16 +45,62 @@ def test_backend_matches_torch_fp32_through_the_runner(tiny_model, backend, monk
     # the teacher is narrower than the threshold: make every 3x3 conv a Winograd graph instead
     monkeypatch.setattr(backends, "WINOGRAD_MIN_CHANNELS", 0)
     monkeypatch.setattr(backends, "ONNX_WINOGRAD_MIN_CHANNELS", 0)
-    separator = prepare_backend(model, backend, threads=1, log=lambda *_: None)
+    # a -streams backend runs one single-thread call per thread: give it two, so it really runs side by side
+    separator = prepare_backend(model, backend, threads=2 if backend.endswith("-streams") else 1, log=lambda *_: None)
     out = Runner(separator, chunk, num_overlap=overlap, batch_size=batch, progress=False).separate(mix)
     assert out.shape == reference.shape
     assert null_db(out, reference) <= -60
-    if backend.endswith("-winograd"):  # the export really holds Winograd graphs, not 3x3 convs
+    if "-winograd" in backend:  # the export really holds Winograd graphs, not 3x3 convs
         import onnx
 
         nodes = onnx.load(str(separator.path)).graph.node
         kernels = {tuple(a.ints) for n in nodes if n.op_type == "Conv" for a in n.attribute if a.name == "kernel_shape"}
         assert kernels and (3, 3) not in kernels and sum(n.op_type == "MatMul" for n in nodes) > 0
+
+
+def test_streams_run_chunks_side_by_side_with_one_threads_output():
+    """onnx-streams: the Runner hands it a chunk per stream even at batch_size 1, the chunks run on two
+    threads at once, and the output is bit for bit that of one-thread ONNX Runtime on each chunk alone
+    (the same kernels on the same input), so the streams change the speed, not the result."""
+    import threading
+
+    model = load_any("drumsep-demo-teacher")
+    chunk = model.spec.audio.chunk_size
+    mix = drum_clip(seconds=1.5)
+    streams = prepare_backend(model, "onnx-streams", threads=2, log=lambda *_: None)
+    assert streams.streams == 2
+    seen = set()
+    run = streams.session.run
+    streams.session.run = lambda *a: (seen.add(threading.current_thread().name), run(*a))[1]
+    runner = Runner(streams, chunk, num_overlap=2, batch_size=1, progress=False)
+    assert runner.batch_size == 2
+    out = runner.separate(mix)
+    assert len(seen) == 2 and all(name.startswith("onnx-stream") for name in seen)
+    single = Runner(prepare_backend(model, "onnx", threads=1, log=lambda *_: None), chunk, num_overlap=2,
+                    batch_size=1, progress=False).separate(mix)
+    assert np.array_equal(out, single)
+    with pytest.raises(UserError, match="side by side"):
+        prepare_backend(model, "onnx-streams", threads=2, device="cuda", log=lambda *_: None)
+
+
+def test_auto_times_streams_per_chunk_and_skips_them_on_one_thread(tiny_model):
+    name, record = choose_backend(tiny_model, candidates=("onnx", "onnx-streams"), threads=1, log=lambda *_: None)
+    assert name == "onnx" and "one thread" in record["skipped"]["onnx-streams"]
+    import time
+
+    import torch
+
+    calls = []
+
+    class TwoStreams:  # takes 50 ms per call of two chunks: 25 ms per chunk
+        streams = 2
+
+        def __call__(self, batch):
+            calls.append(batch.shape[0])
+            time.sleep(0.05)
+
+    _, per_chunk = backends.time_chunk(TwoStreams(), torch.zeros(1, 2, 64))
+    assert calls == [2, 2, 2] and 0.024 < per_chunk < 0.045  # undivided it would be >= 0.05
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
