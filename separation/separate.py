@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--window", default="msst", choices=["msst", "hann"])
     p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
-                   help="inference backend; auto times every backend that runs --precision here (torch, compile, onnx, openvino) once per machine and model, and keeps the fastest (below fp32 it also times the winner in fp32, and says so where the lower precision buys no speed on this CPU)")
+                   help="inference backend; auto times every backend that runs --precision here (torch, compile, onnx, onnx-winograd, their -streams forms, openvino) once per machine and model, and keeps the fastest (below fp32 it also times the winner in fp32, and says so where the lower precision buys no speed on this CPU)")
     p.add_argument("--compile", action="store_true", help="same as --backend compile")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--wiener", type=int, default=None, metavar="ITERATIONS",
