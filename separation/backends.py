@@ -21,8 +21,8 @@ Winograd F(4x4, 3x3) written as convolutions and batched MatMuls
 (:func:`separation.winograd.onnx_winograd_conv`), which ONNX Runtime runs in its own tuned kernels.
 ``onnx-streams`` and ``onnx-winograd-streams`` run the same exports with one single-thread ONNX Runtime call
 per core, each on its own chunk of the Runner's batch (:class:`separation.onnx_backend.OnnxSeparator`'s
-``streams``): on the full model's onnx-winograd two chunks took 7-9 % less time that way than in turn on two
-threads, bit for bit the same output (Zen 4 EPYC, ``results/backends/zen4_s31_streams/``).
+``streams``): on the full model, onnx-winograd-streams ran 1.11-1.17x onnx-winograd through the runner, bit for
+bit the same output (Zen 4 EPYC, ``results/backends/full_cpu_30s_o4_streams_zen4_s31.json``).
 """
 from __future__ import annotations
 
@@ -151,11 +151,7 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
         inductor_config.freezing = True  # folds the eval-mode weights into the graph as constants
         return torch.compile(model.eval())
     _require(backend)
-    streams = backend.endswith(STREAMS)
-    if streams and device == "cuda":
-        raise UserError(f"backend {backend} runs chunks side by side on CPU cores; on a GPU use "
-                        f"{backend.removesuffix(STREAMS)} with --batch-size.")
-    base = backend.removesuffix(STREAMS)
+    streams, base = backend.endswith(STREAMS), backend.removesuffix(STREAMS)
     model = sized_for_chunk(model, chunk_size)
     if base == "openvino-winograd":
         from .winograd import winograd_model

@@ -101,7 +101,8 @@ class OnnxSeparator:
         if streams < 1:
             raise UserError(f"streams={streams}: use 1 or more.")
         if streams > 1 and providers and providers[0] != "CPUExecutionProvider":
-            raise UserError(f"streams run chunks side by side on CPU cores; {providers[0]} runs one at a time.")
+            raise UserError(f"streams run chunks side by side on CPU cores; with {providers[0]} use one stream "
+                            "and a larger --batch-size.")
         options = ort.SessionOptions()
         if threads or streams > 1:
             options.intra_op_num_threads = 1 if streams > 1 else int(threads)
