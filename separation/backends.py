@@ -53,12 +53,19 @@ STREAMS = "-streams"  # onnx(-winograd)-streams: the same export, one single-thr
 # and, single rounds through the runner, 22.1 against 20.2 s direct from 256 up, 22.1 against 17.5 s from 512 up
 # (results/backends/full_cpu_openvino_winograd_o1.json); 3 interleaved rounds: see CANDIDATES below.
 WINOGRAD_MIN_CHANNELS = 512
-# onnx-winograd: the 3x3 convs with at least this many input and output channels. In ONNX Runtime the
-# full model's scale-1-and-deeper convs (256-768 channels) ran 1.2-2.4x faster per block as Winograd, while at
-# scale 0 (128 channels, 256 x 1024 bins x frames) the folded transforms' layout reorders cost more than the
-# multiplies saved (0.4-1.5x per block); one chunk of the core: 14.6 s direct, 10.4 s from 256 up, 12.8 s from 384 up
-# (AVX-512 EPYC, ad-hoc profile of the exports; results/backends/full_cpu_o1_onnx_winograd*.json through the runner).
-ONNX_WINOGRAD_MIN_CHANNELS = 256
+# onnx-winograd: the 3x3 convs with at least this many input and output channels, i.e. every 3x3 conv of the full
+# model. Session 32 (Zen 4 EPYC, results/backends/zen4_s32_profile/): the scale-0 convs (128 channels, 1024 x 256
+# frames x bins) alone in ONNX Runtime on one thread took 0.50 s as folded Winograd against 0.71 s direct
+# (256 -> 128: 0.88 against 1.44 s); one chunk of the core in steady state on one thread 14.2 s from 128 up
+# against 17.2 s from 256 up, and on two threads 1.05x (4 interleaved rounds). The earlier threshold of 256
+# came from a first-run profile on two threads, where page faults fell inside the scale-0 transforms.
+ONNX_WINOGRAD_MIN_CHANNELS = 128
+# Whether each ONNX backend's session keeps ONNX Runtime's NCHWc layout rewrite (graph level ALL) or stops at
+# EXTENDED. The Winograd export's transforms reshape and transpose between its convs, so NCHWc wraps them in
+# layout reorders (1.7 s of 14.2 s on one chunk): without it the same export ran 1.047x faster on one thread and
+# 1.064x on two (4 interleaved rounds each, null between the two -77 dB; zen4_s32_profile/interleave_*.log).
+# Plain onnx keeps NCHWc, where its direct convs run blocked.
+ONNX_NCHWC = {"onnx": True, "onnx-winograd": False}
 
 
 def onnx_winograd_convs(model) -> int:
@@ -166,7 +173,7 @@ def prepare_backend(model, backend: str = "torch", threads: int | None = None, d
         from .onnx_backend import OnnxSeparator
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
         return OnnxSeparator(path, model.spec, threads=threads, providers=providers,
-                             streams=threads if streams else 1)
+                             streams=threads if streams else 1, nchwc=ONNX_NCHWC[base])
     from .onnx_backend import OpenVinoSeparator
     return OpenVinoSeparator(path, model.spec, threads=threads, precision=precision)
 

@@ -84,10 +84,13 @@ class OnnxSeparator:
     side by side, ``streams`` at a time, one per core, so the cores do not meet at a barrier after
     every node. ONNX Runtime's ``run`` may be called from several threads at once; each chunk's
     result is bit-identical to a one-thread run of it alone. The Runner gives such a separator at
-    least ``streams`` chunks per batch (one more chunk's activations in memory per stream)."""
+    least ``streams`` chunks per batch (one more chunk's activations in memory per stream).
+    ``nchwc``: ONNX Runtime's blocked-channel (NCHWc) layout rewrite of the convolutions, its graph level
+    ALL; ``False`` stops at level EXTENDED (plain NCHW convolutions, no layout reorders between nodes)."""
 
     def __init__(self, onnx_path: str | os.PathLike, spec: ModelSpec | str | os.PathLike | None = None,
-                 threads: int | None = None, providers: list[str] | None = None, streams: int = 1):
+                 threads: int | None = None, providers: list[str] | None = None, streams: int = 1,
+                 nchwc: bool = True):
         import onnxruntime as ort
 
         onnx_path = Path(onnx_path)
@@ -107,7 +110,8 @@ class OnnxSeparator:
         if threads or streams > 1:
             options.intra_op_num_threads = 1 if streams > 1 else int(threads)
             options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if nchwc
+                                            else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         try:
             self.session = ort.InferenceSession(str(onnx_path), options,
                                                 providers=providers or ["CPUExecutionProvider"])
@@ -118,7 +122,7 @@ class OnnxSeparator:
         self.path = onnx_path
         self.size_mb = onnx_path.stat().st_size / 2**20
         self.num_params = self._count_params(onnx_path)
-        self.streams = streams
+        self.streams, self.nchwc = streams, nchwc
         self._pool = None
 
     @staticmethod

@@ -8,6 +8,11 @@ from an (m+2) x (m+2) input tile with (m+2)^2 instead of 9 m^2 multiplies per ch
 pair: 2.25x fewer for m=2 and 4x fewer for m=4. The channel contraction becomes one
 batched matmul over the (m+2)^2 tile positions, (P, Cout, Cin) @ (P, Cin, N).
 
+F(6x6, 3x3) (m=6, matrices by :func:`cook_toom` from the points 0, +-1, +-2, +-1/2) does 5.06x fewer,
+but its transforms cost more: folded for ONNX Runtime on one thread (Zen 4) it ran level with m=4 at 128
+channels (0.520 against 0.524 s) and 1.09x at 256, at a null of -106.6 dB against float64 (m=4: -112.5)
+(``results/backends/zen4_s32_profile/f6_probe_1thread.jsonl``), so the exports keep m=4.
+
 Speed: on a CPU, m=4 is the useful setting (the matmul does 4x fewer multiplies; the
 transforms, tile gather and scatter cost memory traffic on top of it); m=2 saves too
 little to beat a well-tuned direct convolution.
@@ -76,10 +81,49 @@ _MATRICES = {
 }
 
 
+# F(6x6, 3x3): the points 0, +-1, +-2, +-1/2 (Lavin & Gray's choice for m = 6), matrices by cook_toom().
+F6_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
+
+
+def cook_toom(points, r: int = 3) -> dict[str, torch.Tensor]:
+    """Winograd F(m, r) matrices from ``m + r - 2`` finite interpolation points (and infinity), float64.
+
+    Row j of ``BT`` holds the ascending coefficients of prod_{l != j} (x - p_l), its last row those of
+    prod_l (x - p_l); ``G`` row j is (1, p_j, ..., p_j^{r-1}) / prod_{l != j} (p_j - p_l), its last row
+    (0, ..., 0, 1); ``AT`` column j is (1, p_j, ..., p_j^{m-1}), its last column (0, ..., 0, 1).
+    With the points 0, +-1, +-2 this reproduces the tabulated F(4, 3) exactly."""
+    p = [float(v) for v in points]
+    a = len(p) + 1
+    m = a - r + 1
+
+    def poly(roots):  # ascending coefficients of prod (x - root), length a
+        c = [1.0]
+        for root in roots:
+            c = [0.0] + c
+            for k in range(len(c) - 1):
+                c[k] -= root * c[k + 1]
+        return c + [0.0] * (a - len(c))
+
+    bt = [poly(p[:j] + p[j + 1:]) for j in range(len(p))] + [poly(p)]
+    g = []
+    for j, pj in enumerate(p):
+        f = 1.0
+        for l, pl in enumerate(p):
+            if l != j:
+                f *= pj - pl
+        g.append([pj ** k / f for k in range(r)])
+    g.append([0.0] * (r - 1) + [1.0])
+    at = [[pj ** i for pj in p] + [1.0 if i == m - 1 else 0.0] for i in range(m)]
+    return {"BT": torch.tensor(bt, dtype=torch.float64), "G": torch.tensor(g, dtype=torch.float64),
+            "AT": torch.tensor(at, dtype=torch.float64)}
+
+
 def winograd_matrices(m: int) -> dict[str, torch.Tensor]:
     """``BT`` (a, a), ``G`` (a, 3), ``AT`` (m, a) in float64, with ``a = m + 2``."""
+    if m == 6:
+        return cook_toom(F6_POINTS)
     if m not in _MATRICES:
-        raise ValueError(f"Winograd tile size must be 2 or 4, got {m}")
+        raise ValueError(f"Winograd tile size must be 2, 4 or 6, got {m}")
     return {k: torch.tensor(v, dtype=torch.float64) for k, v in _MATRICES[m].items()}
 
 
@@ -208,8 +252,8 @@ class _TiledGraph(WinogradConv2d):
     and 1-D transforms of :class:`WinogradConv2d`, static tile counts, and only the batch axis left to
     the runtime (every reshape keeps -1 there, so the export takes a dynamic batch)."""
 
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__(conv, m=4)
+    def __init__(self, conv: nn.Conv2d, m: int = 4):
+        super().__init__(conv, m=m)
 
     @staticmethod
     def _size(x: torch.Tensor) -> tuple[int, int]:
@@ -238,8 +282,8 @@ class WinogradConv2dFold(_TiledGraph):
     ``results/backends/winograd_onnx_probe.json``): 1.22x the direct conv at 128 channels, 1.72x at 256,
     1.87x at 384, 1.35x at 512."""
 
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__(conv)
+    def __init__(self, conv: nn.Conv2d, m: int = 4):
+        super().__init__(conv, m)
         a, m, bt, at = self.a, self.m, self.bt.double(), self.at.double()
         dtype = self.u.dtype
         self.register_buffer("win", torch.einsum("iu,jv->ijuv", bt, bt).reshape(a * a, 1, a, a).to(dtype))
