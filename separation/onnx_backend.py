@@ -110,6 +110,11 @@ class OnnxSeparator:
         if threads or streams > 1:
             options.intra_op_num_threads = 1 if streams > 1 else int(threads)
             options.inter_op_num_threads = 1
+        if streams > 1:
+            # Two concurrent runs would each grow ONNX Runtime's arena to a chunk's peak; without the arena the
+            # full model's two streams peaked at 7.9 GB against 12.5 GB, at the same speed within one run's noise
+            # (19.6 against 19.1-23.6 s for two chunks; results/backends/zen4_s32_profile/streams_memory.log).
+            options.enable_cpu_mem_arena = False
         options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if nchwc
                                             else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         try:
