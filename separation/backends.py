@@ -57,8 +57,9 @@ WINOGRAD_MIN_CHANNELS = 512
 # model. Session 32 (Zen 4 EPYC, results/backends/zen4_s32_profile/): the scale-0 convs (128 channels, 1024 x 256
 # frames x bins) alone in ONNX Runtime on one thread took 0.50 s as folded Winograd against 0.71 s direct
 # (256 -> 128: 0.88 against 1.44 s); one chunk of the core in steady state on one thread 14.2 s from 128 up
-# against 17.2 s from 256 up, and on two threads 1.05x (4 interleaved rounds). The earlier threshold of 256
-# came from a first-run profile on two threads, where page faults fell inside the scale-0 transforms.
+# against 17.2 s from 256 up, and on two threads, both with NCHWc, 1.05x (4 interleaved rounds; weights of two
+# different random draws). The earlier threshold of 256 came from per-block timings at scale 0 on two threads with
+# the NCHWc rewrite (0.4-1.5x per block, the layout reorders counted against Winograd; see ONNX_NCHWC below).
 ONNX_WINOGRAD_MIN_CHANNELS = 128
 # Whether each ONNX backend's session keeps ONNX Runtime's NCHWc layout rewrite (graph level ALL) or stops at
 # EXTENDED. The Winograd export's transforms reshape and transpose between its convs, so NCHWc wraps them in

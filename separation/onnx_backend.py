@@ -112,8 +112,9 @@ class OnnxSeparator:
             options.inter_op_num_threads = 1
         if streams > 1:
             # Two concurrent runs would each grow ONNX Runtime's arena to a chunk's peak; without the arena the
-            # full model's two streams peaked at 7.9 GB against 12.5 GB, at the same speed within one run's noise
-            # (19.6 against 19.1-23.6 s for two chunks; results/backends/zen4_s32_profile/streams_memory.log).
+            # full model's two streams peaked at 7.9 GB against 12.5 GB. Later calls ran at the same speed within
+            # one run's noise (19.6 against 19.1-23.6 s for two chunks), the first call slower (34.7 against 19.1 s;
+            # results/backends/zen4_s32_profile/streams_memory.log, one process each).
             options.enable_cpu_mem_arena = False
         options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if nchwc
                                             else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
@@ -127,7 +128,7 @@ class OnnxSeparator:
         self.path = onnx_path
         self.size_mb = onnx_path.stat().st_size / 2**20
         self.num_params = self._count_params(onnx_path)
-        self.streams, self.nchwc = streams, nchwc
+        self.streams = streams
         self._pool = None
 
     @staticmethod

@@ -41,6 +41,7 @@ Only for inference: the module holds the transformed weights as a buffer, not a 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -107,10 +108,7 @@ def cook_toom(points, r: int = 3) -> dict[str, torch.Tensor]:
     bt = [poly(p[:j] + p[j + 1:]) for j in range(len(p))] + [poly(p)]
     g = []
     for j, pj in enumerate(p):
-        f = 1.0
-        for l, pl in enumerate(p):
-            if l != j:
-                f *= pj - pl
+        f = math.prod(pj - pl for l, pl in enumerate(p) if l != j)
         g.append([pj ** k / f for k in range(r)])
     g.append([0.0] * (r - 1) + [1.0])
     at = [[pj ** i for pj in p] + [1.0 if i == m - 1 else 0.0] for i in range(m)]
