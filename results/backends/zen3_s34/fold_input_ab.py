@@ -1,42 +1,23 @@
-"""The full 109 M model through --backend onnx-winograd, one process per side: ``old`` monkeypatches session 32's
-Fold (one 1 -> 36 6x6 conv as the input transform) back in, ``new`` runs separation.winograd as it is (the separable
-input transform). Prints one JSON line: the steady seconds per 523,776-sample chunk (min and all of 3 calls after a
-warm-up) and the max |diff| against torch fp32 on the last call's input, as a null in dB.
+"""The full 109 M model through --backend onnx-winograd, one process per side: ``old`` runs separation.winograd as it
+is (session 32's Fold: one 1 -> 36 6x6 conv as the input transform), ``new`` patches fold_probe.py's FoldSeparableIn
+(the separable input transform) in. Prints one JSON line: the steady seconds per 523,776-sample chunk (min and all of
+3 calls after a warm-up) and the null against torch fp32 on the same input. fold_input_ab.jsonl: new, old, new, old.
 
 python results/backends/zen3_s34/fold_input_ab.py {old,new}   (run the two sides alternately, each in its own process)"""
-import json, sys, time
+import json, os, sys, time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, "/work/main")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import separation.winograd as wg
 from eval.timing.benchlib import build_model, machine_info
+from fold_probe import FoldSeparableIn
 from separation.backends import prepare_backend
 
-
-class OldFold(wg.WinogradConv2dFold):
-    def __init__(self, conv, m=4):
-        super().__init__(conv, m)
-        a, bt = self.a, self.bt.double()
-        del self.win_h, self.win_w
-        self.register_buffer("win", torch.einsum("iu,jv->ijuv", bt, bt).reshape(a * a, 1, a, a).to(self.u.dtype))
-
-    def forward(self, x):
-        h, w = self._size(x)
-        a, m, cin, cout = self.a, self.m, self.in_channels, self.out_channels
-        xp, nh, nw = self._padded(x)
-        v = F.conv2d(xp.reshape(-1, 1, nh * m + 2, nw * m + 2), self.win, stride=m)
-        v = v.reshape(-1, cin, a * a, nh, nw).transpose(1, 2).reshape(-1, a * a * cin, nh, nw)
-        mm = F.conv2d(v, self.u1x1, groups=a * a)
-        mm = mm.reshape(-1, a * a, cout, nh, nw).transpose(1, 2).reshape(-1, a * a, nh, nw)
-        y = F.conv_transpose2d(mm, self.wout, stride=m).reshape(-1, cout, nh * m, nw * m)
-        return self._finish(y, h, w)
-
-
 side = sys.argv[1]
-if side == "old":
-    wg.WinogradConv2dFold = OldFold
+if side == "new":
+    wg.WinogradConv2dFold = FoldSeparableIn
 torch.set_num_threads(2)
 model = build_model(None, seed=0)
 sep = prepare_backend(model, "onnx-winograd", threads=2, log=lambda m: print(m, file=sys.stderr))
