@@ -38,7 +38,7 @@ import torch
 
 from .atomic_io import atomic_write_text
 from .errors import UserError
-from .machine import cpu_model_and_flags
+from .machine import allocator_setting, cpu_model_and_flags
 from .pretrained import cache_dir
 from .runner import autocast_for
 
@@ -228,13 +228,17 @@ def choose_backend(model, candidates=None, threads: int | None = None, precision
     Ranked by the steady per-chunk time. The first call's cost (export, or compile for ``compile``,
     which every new process pays again) is recorded beside it as ``first_call_seconds``. Below fp32
     the winner is timed in fp32 as well (``fp32_seconds_per_chunk``), and ``advice`` says so where the
-    lower precision buys no speed on this CPU (:func:`_against_fp32`)."""
+    lower precision buys no speed on this CPU (:func:`_against_fp32`). The choice is cached per machine,
+    thread count, precision, model and malloc setting (:func:`~separation.machine.keep_freed_memory`:
+    the CLIs keep freed memory, a notebook's process does not, and torch eager times differently)."""
     if precision not in CANDIDATES:
         raise UserError(f"unknown precision {precision!r}; choose from {', '.join(CANDIDATES)}.")
     candidates = tuple(candidates or CANDIDATES[precision])
     threads = threads or torch.get_num_threads()
     mkey, cpu = machine_key(threads)
-    record_path = cache_root() / "auto" / f"{mkey}-{precision}-{model_key(model, 'torch')}.json"
+    allocator = allocator_setting()  # torch eager timed 26.9 against 18.5 s a chunk without kept memory (Zen 3)
+    alloc_key = "kept" if allocator != "default" else "default"
+    record_path = cache_root() / "auto" / f"{mkey}-{precision}-{alloc_key}-{model_key(model, 'torch')}.json"
     # Build the input outside inference mode, as the Runner does: compile guards on it.
     chunk = torch.randn(1, model.spec.audio.num_channels, model.spec.audio.chunk_size) * 0.1
     if record_path.is_file() and not refresh:
@@ -267,6 +271,7 @@ def choose_backend(model, candidates=None, threads: int | None = None, precision
     best = min(seconds, key=seconds.get)
     record = {"backend": best, "precision": precision, "seconds_per_chunk": seconds,
               "first_call_seconds": first_call, "skipped": skipped, "cpu": cpu, "threads": threads,
+              "allocator": allocator,
               "why": f"{best} was fastest at {precision} on one {model.spec.audio.chunk_size}-sample chunk of "
                      f"this model here (steady state; first_call_seconds holds each one's start-up)",
               "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -320,8 +325,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     from .machine import keep_freed_memory
 
-    # `separate --backend auto` reads the choice cached here, and measures under this allocator: so must this
-    # command (without it, torch eager paid its page faults again: 26.9 s a chunk against 19.5 in eval.speed).
+    # the allocator `separate --backend auto` runs (and caches its choice) under, so this prints that choice
     keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)

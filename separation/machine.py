@@ -53,6 +53,15 @@ def cpu_family_model() -> str | None:
     return None
 
 
+_freed_memory_kept = False  # set by keep_freed_memory() once it took effect in this process
+
+
+def allocator_setting() -> str:
+    """This process's malloc setting as the timing records name it: timings (and the backend auto
+    picks) depend on it, so what measures them records it."""
+    return "glibc, freed memory kept (mallopt)" if _freed_memory_kept else "default"
+
+
 def keep_freed_memory() -> bool:
     """Make glibc's malloc serve large blocks from its heap and keep what is freed, for this process.
 
@@ -72,4 +81,6 @@ def keep_freed_memory() -> bool:
     except OSError:
         return False
     m_trim_threshold, m_mmap_max = -1, -4
-    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    global _freed_memory_kept
+    _freed_memory_kept = bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    return _freed_memory_kept

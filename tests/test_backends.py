@@ -178,8 +178,13 @@ def test_separate_cli_backend_auto(tiny_checkpoint, tmp_path, capsys, monkeypatc
     main([str(wav), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint), "--threads", "1"])
     assert "backend:" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out" / "clip").iterdir())[0].endswith(".wav")
-    record = json.loads(next((tmp_path / "cache" / "auto").glob("*.json")).read_text())
+    path = next((tmp_path / "cache" / "auto").glob("*.json"))
+    record = json.loads(path.read_text())
     assert record["backend"] in BACKENDS
+    # measured under the CLI's kept-memory malloc, and cached apart from a choice measured without it
+    from separation.machine import allocator_setting
+    assert record["allocator"] == allocator_setting() == "glibc, freed memory kept (mallopt)"
+    assert "-fp32-kept-" in path.name
 
 
 def test_openvino_bf16_runs_and_bad_precisions_are_refused(tiny_model):

@@ -184,11 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_cli(build_parser(), argv)
-    from separation.machine import keep_freed_memory
+    from separation.machine import allocator_setting, keep_freed_memory
 
     # as the separate CLI does, so these timings hold for it; the reference impl shares the process
     # setting, so ratios compare the code, not the allocator (DRUMSEP_KEEP_FREED_MEMORY=0: glibc's default)
-    allocator = "glibc, freed memory kept (mallopt)" if keep_freed_memory() else "default"
+    keep_freed_memory()
+    allocator = allocator_setting()
     if args.seconds <= 0:
         raise UserError("--seconds must be positive.")
     if args.null_floor and not args.backends:
